@@ -5,10 +5,21 @@ under `safe_mode=True`; it builds no model and touches no network. The
 hypermodel (which needs Keras Tuner) and the data module load on first use.
 """
 
+from keras_vgg4d.augment import ScipyAugment
+from keras_vgg4d.backbone import TemporalVGG19
 from keras_vgg4d.frame_fold import FrameFold
+from keras_vgg4d.heads import Conv3DHead
+from keras_vgg4d.heads import FramewiseHead
+from keras_vgg4d.heads import LSTMHead
+from keras_vgg4d.model import VGG4DClassifier
 from keras_vgg4d.version import __version__
 
-_LAZY = {}
+# Loaded on first use: Keras Tuner and the loaders are not needed to load or
+# run a saved model.
+_LAZY = {
+    "VGG4DHyperModel": "keras_vgg4d.hypermodel",
+    "data": "keras_vgg4d.data",
+}
 
 
 def __getattr__(name):
@@ -16,8 +27,21 @@ def __getattr__(name):
         import importlib
 
         module = importlib.import_module(_LAZY[name])
-        return getattr(module, name) if name != module.__name__ else module
+        return module if module.__name__ == f"keras_vgg4d.{name}" else getattr(
+            module, name
+        )
     raise AttributeError(f"module 'keras_vgg4d' has no attribute {name!r}")
 
 
-__all__ = ["FrameFold", "__version__"]
+__all__ = [
+    "Conv3DHead",
+    "FrameFold",
+    "FramewiseHead",
+    "LSTMHead",
+    "ScipyAugment",
+    "TemporalVGG19",
+    "VGG4DClassifier",
+    "VGG4DHyperModel",
+    "__version__",
+    "data",
+]

@@ -1,0 +1,42 @@
+"""Timing helpers shared by the benchmark scripts.
+
+The machines are shared and noisy, so compared variants are timed in
+alternating rounds (A, B, A, B, ...) after a warm-up, and medians are reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+
+def alternate(
+    variants: dict[str, Callable[[], object]], rounds: int, repeats: int
+) -> dict[str, float]:
+    """Median seconds per call of each variant, timed in alternating rounds.
+
+    Args:
+        variants: name -> a callable doing one unit of work (already warm).
+        rounds: how many alternating rounds.
+        repeats: calls per variant per round (the round's time is divided
+            by it).
+
+    Returns:
+        name -> median seconds per call.
+    """
+    samples = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            samples[name].append((time.perf_counter() - start) / repeats)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of `fn` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

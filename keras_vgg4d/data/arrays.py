@@ -1,0 +1,278 @@
+"""Clips from arrays and `.npz` files, validated before any training."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from keras_vgg4d.layout import validate_time_axis
+
+# How many bad indices an error message lists before "and N more".
+_MAX_LISTED = 10
+
+
+def list_some(items, limit: int = _MAX_LISTED) -> str:
+    """`items` joined by commas, at most `limit` of them, then a count."""
+    items = [str(item) for item in items]
+    text = ", ".join(items[:limit])
+    if len(items) > limit:
+        text += f" and {len(items) - limit} more"
+    return text
+
+
+def load_arrays(
+    x,
+    y=None,
+    time_axis: int = 1,
+    num_classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validates clips and labels and returns them time-major.
+
+    Everything is checked before training: the rank, that every clip has
+    the same shape, that no value is NaN or infinite, and that the labels
+    are integers in range, one per clip. Errors name the clip or label
+    index and what is wrong.
+
+    Args:
+        x: Clips `(n, time, height, width, channels)`, or
+            `(n, height, width, channels, time)` with `time_axis=-1`.
+            Grayscale clips without a channel axis, `(n, time, height,
+            width)` (or `(n, height, width, time)`), get one. A list of
+            clips of equal shapes works too.
+        y: Optional integer labels `(n,)`. Floats holding whole numbers are
+            accepted; one-hot labels are not (use `np.argmax(y, -1)`).
+        time_axis: `1` or `-1`, where time is in `x`.
+        num_classes: Optional number of classes: labels must then lie in
+            `[0, num_classes)`.
+
+    Returns:
+        A tuple `(x, y)`: `x` float32 `(n, time, height, width, channels)`,
+        `y` int32 `(n,)`, or `None` when no labels were given.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_vgg4d.data import load_arrays
+    >>> x, y = load_arrays(np.zeros((4, 32, 32, 6)), [0, 1, 1, 0],
+    ...                    time_axis=-1)
+    >>> x.shape, y.dtype.name
+    ((4, 6, 32, 32, 1), 'int32')
+    """
+    time_axis = validate_time_axis(time_axis)
+    clips = _stack_clips(x)
+    if clips.ndim not in (4, 5):
+        raise ValueError(
+            "load_arrays expects clips of rank 5, (n, time, height, width, "
+            "channels), or rank 4 for grayscale (n, time, height, width), "
+            f"with time_axis={time_axis}; received shape {clips.shape} "
+            f"(rank {clips.ndim})."
+        )
+    if clips.ndim == 4:
+        clips = clips[..., None] if time_axis == 1 else clips[..., None, :]
+    if time_axis == -1:
+        clips = np.moveaxis(clips, -1, 1)
+    if 0 in clips.shape:
+        raise ValueError(
+            "load_arrays received empty clips: shape "
+            f"{clips.shape} (n, time, height, width, channels) has a zero "
+            "axis."
+        )
+    clips = np.ascontiguousarray(clips, dtype="float32")
+    check_finite(clips)
+    labels = None
+    if y is not None:
+        labels = validate_labels(y, len(clips), num_classes)
+    return clips, labels
+
+
+def _stack_clips(x) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        clips = x
+    elif isinstance(x, (list, tuple)):
+        if not x:
+            raise ValueError("load_arrays received an empty list of clips.")
+        shapes = [np.shape(clip) for clip in x]
+        bad = [i for i, shape in enumerate(shapes) if shape != shapes[0]]
+        if bad:
+            listed = list_some(f"{i} {shapes[i]}" for i in bad)
+            raise ValueError(
+                "load_arrays expects every clip to have the same shape; clip "
+                f"0 has shape {shapes[0]} but clip(s) {listed} differ. Pad "
+                "or crop them to one length and resize them to one size "
+                "first, or load them with `load_folder`."
+            )
+        clips = np.stack([np.asarray(clip) for clip in x])
+    else:
+        clips = np.asarray(x)
+    if clips.dtype == object or not (
+        np.issubdtype(clips.dtype, np.number) or clips.dtype == bool
+    ):
+        raise ValueError(
+            "load_arrays expects numeric clips; received dtype "
+            f"{clips.dtype}. Ragged clips (different shapes) cannot be "
+            "stacked: pad or crop them first, or load them with "
+            "`load_folder`."
+        )
+    return clips
+
+
+def check_finite(clips: np.ndarray, names=None) -> None:
+    """Raises `ValueError` naming the clips that hold NaN or infinity.
+
+    Args:
+        clips: `(n, time, ...)` array.
+        names: Optional name of each clip (e.g. its file) for the message;
+            by default clips are named by index.
+    """
+    if not np.issubdtype(clips.dtype, np.floating):
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = clips.sum()
+    if np.isfinite(total):
+        # Fast path: a sum is finite only if every value is (barring an
+        # overflow, which the slow path below then checks exactly).
+        return
+    finite = np.isfinite(clips.reshape(len(clips), -1)).all(axis=1)
+    bad = np.flatnonzero(~finite)
+    if len(bad) == 0:
+        return
+    described = []
+    for i in bad[:_MAX_LISTED]:
+        values = clips[i].reshape(clips.shape[1], -1)
+        frame = int(np.argmin(np.isfinite(values).all(axis=1)))
+        kind = "NaN" if np.isnan(values).any() else "infinite values"
+        name = f"clip {i}" if names is None else str(names[i])
+        described.append(f"{name} ({kind}, first in frame {frame})")
+    more = len(bad) - len(described)
+    raise ValueError(
+        f"{len(bad)} clip(s) hold NaN or infinite values: "
+        + ", ".join(described)
+        + (f" and {more} more" if more else "")
+        + ". Fix or drop them before training (e.g. `np.nan_to_num`)."
+    )
+
+
+def validate_labels(y, num_clips: int, num_classes: int | None = None):
+    """Integer labels `(num_clips,)` as int32, else `ValueError` naming why.
+
+    Args:
+        y: Labels, one per clip.
+        num_clips: How many clips the labels must match.
+        num_classes: Optional; labels must then lie in `[0, num_classes)`.
+
+    Returns:
+        int32 array `(num_clips,)`.
+    """
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        raise ValueError(
+            "Labels must be integer class indices of shape (n,); received "
+            f"shape {labels.shape}, which looks one-hot. Use "
+            "`np.argmax(y, axis=-1)`."
+        )
+    if labels.ndim == 2:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(
+            f"Labels must have shape (n,); received shape {labels.shape}."
+        )
+    if len(labels) != num_clips:
+        raise ValueError(
+            f"Expected one label a clip: {num_clips} clips but "
+            f"{len(labels)} labels."
+        )
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.number):
+        raise ValueError(
+            "Labels must be integers; received dtype "
+            f"{labels.dtype}. Map class names to indices first."
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        not_whole = np.flatnonzero(
+            ~np.isfinite(labels) | (labels != np.round(labels))
+        )
+        if len(not_whole):
+            listed = list_some(
+                f"{i} ({labels[i].item()!r})" for i in not_whole
+            )
+            raise ValueError(
+                f"Labels must be integers; label(s) at index {listed} are "
+                "not."
+            )
+    if num_classes is not None and (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, (int, np.integer))
+        or num_classes < 1
+    ):
+        raise ValueError(
+            "`num_classes` must be a positive integer or None; received "
+            f"num_classes={num_classes!r}."
+        )
+    high = np.inf if num_classes is None else num_classes
+    out_of_range = np.flatnonzero((labels < 0) | (labels >= high))
+    if len(out_of_range):
+        listed = list_some(
+            f"{i} ({labels[i].item()!r})" for i in out_of_range
+        )
+        expected = (
+            "non-negative" if num_classes is None
+            else f"in [0, {num_classes}) for num_classes={num_classes}"
+        )
+        raise ValueError(
+            f"Labels must be {expected}; label(s) at index {listed} are "
+            "out of range."
+        )
+    return labels.astype("int32")
+
+
+def load_npz(
+    path: str | os.PathLike,
+    x_key: str = "x",
+    y_key: str | None = "y",
+    time_axis: int = 1,
+    num_classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Clips and labels from an `.npz` file, validated like `load_arrays`.
+
+    Args:
+        path: An `.npz` file, as written by `np.savez`.
+        x_key: The name of the clips array in the file.
+        y_key: The name of the labels array, or `None` to load clips only.
+        time_axis: `1` or `-1`, where time is in the clips.
+        num_classes: Optional number of classes to check labels against.
+
+    Returns:
+        A tuple `(x, y)` as `load_arrays` returns it.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from keras_vgg4d.data import load_npz
+    >>> path = os.path.join(tempfile.mkdtemp(), "clips.npz")
+    >>> np.savez(path, x=np.ones((2, 3, 32, 32, 3)), y=[0, 1])
+    >>> x, y = load_npz(path)
+    >>> x.shape, y.tolist()
+    ((2, 3, 32, 32, 3), [0, 1])
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such .npz file: {path!r}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read {path!r} as .npz: {error}") from error
+    with archive:
+        keys = list(archive.keys())
+        for name, key in (("x_key", x_key), ("y_key", y_key)):
+            if key is not None and key not in keys:
+                raise ValueError(
+                    f"{path!r} holds no array named {key!r} ({name}); it "
+                    f"holds {keys}. Pass {name}= one of them."
+                )
+        x = archive[x_key]
+        y = None if y_key is None else archive[y_key]
+    try:
+        return load_arrays(x, y, time_axis=time_axis, num_classes=num_classes)
+    except ValueError as error:
+        raise ValueError(f"In {path!r}: {error}") from error

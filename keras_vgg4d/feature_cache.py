@@ -1,0 +1,207 @@
+"""Backbone features computed once per search, for training heads on them."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+
+from keras_vgg4d.layout import to_time_major
+
+
+@dataclasses.dataclass
+class CachedFeatures:
+    """Backbone features of a data set, with frame masks and labels.
+
+    Attributes:
+        features: `(n, time, h, w, 512)` feature maps.
+        mask: `(n, time)` booleans, true for real frames.
+        labels: `(n,)` labels, or `None`.
+        batch_size: The batch size the data came in, if it came batched.
+    """
+
+    features: np.ndarray
+    mask: np.ndarray
+    labels: np.ndarray | None
+    batch_size: int | None = None
+
+    @property
+    def inputs(self) -> list[np.ndarray]:
+        """The inputs of `VGG4DClassifier.head_model()`."""
+        return [self.features, self.mask]
+
+    def split(self, validation_fraction: float):
+        """Splits off the last `validation_fraction`, as Keras' `fit` does."""
+        cut = int(len(self.features) * (1.0 - validation_fraction))
+
+        def part(s):
+            return CachedFeatures(
+                self.features[s],
+                self.mask[s],
+                None if self.labels is None else self.labels[s],
+                self.batch_size,
+            )
+
+        return part(slice(0, cut)), part(slice(cut, None))
+
+
+def _is_dataset(x) -> bool:
+    return hasattr(x, "element_spec")
+
+
+class FeatureCache:
+    """Computes a classifier's backbone features once per data set.
+
+    Entries are keyed by the data (a digest of an array's bytes, or the
+    identity of a `tf.data.Dataset`) and by the backbone's config. The
+    caller guarantees that every model it asks about holds the same backbone
+    weights (`VGG4DHyperModel` does).
+
+    Args:
+        directory: Where features larger than `memory_limit_bytes` are kept
+            as memory-mapped `.npy` files; `None` keeps everything in memory.
+        memory_limit_bytes: The size above which features go to `directory`.
+    """
+
+    def __init__(self, directory: str | None = None, memory_limit_bytes: int = 2**30):
+        self.directory = directory
+        self.memory_limit_bytes = memory_limit_bytes
+        self._entries = {}
+        self._datasets = []  # keeps datasets alive, so their ids stay unique
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, model, x, y=None, batch_size=None, verbose="auto"):
+        """The `CachedFeatures` of clips `x` (and labels `y`) for `model`."""
+        backbone_key = json.dumps(
+            [model.backbone.get_config(), model.time_axis, model.mask_padded_frames],
+            sort_keys=True,
+            default=str,
+        )
+        if _is_dataset(x):
+            key = ("dataset", id(x), backbone_key)
+            if key not in self._entries:
+                self._datasets.append(x)
+                self._entries[key] = self._from_dataset(model, x, verbose)
+            return self._entries[key]
+        x = np.asarray(x)
+        digest = hashlib.blake2b(np.ascontiguousarray(x).data, digest_size=16)
+        digest.update(str((x.shape, x.dtype)).encode())
+        key = ("array", digest.hexdigest(), backbone_key)
+        if key not in self._entries:
+            self._entries[key] = self._from_array(
+                model, x, batch_size or 32, key, verbose
+            )
+        features, mask = self._entries[key]
+        labels = None if y is None else np.asarray(y)
+        return CachedFeatures(features, mask, labels, batch_size)
+
+    def _extractor(self, model, clip_shape, dtype):
+        clips = keras.Input(clip_shape, dtype=dtype)
+        time_major = to_time_major(clips, model.time_axis)
+        features = model.backbone(time_major, training=False)
+        mask = model.frame_mask(time_major)
+        if mask is None:
+            mask = keras.ops.ones(keras.ops.shape(time_major)[:2], "bool")
+        return keras.Model(clips, [features, mask], name="feature_extractor")
+
+    def _allocate(self, key, shape, dtype):
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if self.directory is None or nbytes <= self.memory_limit_bytes:
+            return np.empty(shape, dtype)
+        os.makedirs(self.directory, exist_ok=True)
+        name = hashlib.blake2b(repr(key).encode(), digest_size=8).hexdigest()
+        path = os.path.join(self.directory, f"features-{name}.npy")
+        return np.lib.format.open_memmap(path, "w+", dtype, shape)
+
+    def _from_array(self, model, x, batch_size, key, verbose):
+        extractor = self._extractor(model, x.shape[1:], x.dtype)
+        n = len(x)
+        features = masks = None
+        progress = keras.utils.Progbar(n, verbose=0 if verbose == 0 else 1,
+                                       unit_name="clip")
+        for start in range(0, n, batch_size):
+            batch_features, batch_mask = extractor.predict_on_batch(
+                x[start : start + batch_size]
+            )
+            if features is None:
+                features = self._allocate(
+                    key, (n, *batch_features.shape[1:]), batch_features.dtype
+                )
+                masks = np.empty((n, *batch_mask.shape[1:]), bool)
+            features[start : start + len(batch_features)] = batch_features
+            masks[start : start + len(batch_mask)] = batch_mask
+            progress.add(len(batch_features))
+        return features, masks
+
+    def _from_dataset(self, model, dataset, verbose):
+        extractor = None
+        features, masks, labels = [], [], []
+        batch_size = None
+        progress = keras.utils.Progbar(None, verbose=0 if verbose == 0 else 1,
+                                       unit_name="batch")
+        for element in dataset:
+            clips, batch_labels = element[0], element[1]
+            if extractor is None:
+                extractor = self._extractor(model, clips.shape[1:], clips.dtype)
+                batch_size = int(clips.shape[0])
+            batch_features, batch_mask = extractor.predict_on_batch(clips)
+            features.append(batch_features)
+            masks.append(batch_mask)
+            labels.append(np.asarray(batch_labels))
+            progress.add(1)
+        if extractor is None:
+            raise ValueError("The dataset given to the search yielded no batches.")
+        return CachedFeatures(
+            np.concatenate(features),
+            np.concatenate(masks),
+            np.concatenate(labels),
+            batch_size,
+        )
+
+
+class OnWholeModel(keras.callbacks.Callback):
+    """Runs `callback` as if it were watching `model`, whatever is trained.
+
+    When a search trains only the head on cached features, the tuner's own
+    callbacks (its best-epoch checkpoint among them) must still see the whole
+    classifier, so that what they save and restore is a whole model.
+
+    Args:
+        callback: A `keras.callbacks.Callback`.
+        model: The model the callback should see.
+    """
+
+    def __init__(self, callback, model):
+        super().__init__()
+        self.callback = callback
+        self.whole_model = model
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.callback.set_model(self.whole_model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callback.set_params(params)
+
+
+def _forward(hook):
+    def method(self, *args, **kwargs):
+        return getattr(self.callback, hook)(*args, **kwargs)
+
+    method.__name__ = hook
+    return method
+
+
+for _hook in [
+    name
+    for name in dir(keras.callbacks.Callback)
+    if name.startswith("on_")
+]:
+    setattr(OnWholeModel, _hook, _forward(_hook))

@@ -1,0 +1,238 @@
+"""`VGG4DClassifier`: augmentation, TemporalVGG19 and a temporal head."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_vgg4d.backbone import TemporalVGG19
+from keras_vgg4d.heads import HEADS
+from keras_vgg4d.heads import get_head
+from keras_vgg4d.layout import to_time_major
+from keras_vgg4d.layout import to_time_major_shape
+from keras_vgg4d.layout import validate_time_axis
+from keras_vgg4d.masking import nonzero_frames
+
+
+@keras.saving.register_keras_serializable(package="keras_vgg4d")
+class VGG4DClassifier(keras.Model):
+    """Classifies clips of 2D frames with VGG19 and a temporal head.
+
+    The model runs, in order: an optional augmentation layer (such as
+    `ScipyAugment`, active in training only), `TemporalVGG19` on every frame,
+    and the temporal head named by `temporal_head`:
+
+    - `"framewise"`: classifies each frame, averages the predictions;
+    - `"conv3d"`: `Conv3D` over the stacked feature maps;
+    - `"lstm"`: an LSTM over the pooled per-frame features.
+
+    It returns float32 softmax probabilities under any dtype policy, so
+    compile it with `"sparse_categorical_crossentropy"` (integer labels).
+
+    Frames that are entirely zero (the padding the loaders add to short
+    clips) are masked out of the head when `mask_padded_frames=True`.
+
+    Args:
+        num_classes: Number of classes, >= 2.
+        temporal_head: `"framewise"`, `"conv3d"` or `"lstm"`.
+        weights: Backbone weights: `None` (random), `"imagenet"`, or a path
+            to a VGG19 no-top weights file. See `TemporalVGG19`.
+        trainable_blocks: How many of VGG19's 5 blocks to train, counted
+            from the last one; `0` freezes the backbone.
+        augment: Optional augmentation layer run first, in training only. It
+            sees time-major clips, so build it with `time_axis=1`.
+        dropout: Dropout rate before the head's classifier.
+        time_axis: `1` for `(batch, time, height, width, channels)` input,
+            `-1` for `(batch, height, width, channels, time)`.
+        head_options: Dict of the head's own arguments, e.g.
+            `{"units": 128, "bidirectional": True}` for `"lstm"`. See
+            `FramewiseHead`, `Conv3DHead`, `LSTMHead`.
+        frame_chunk: Passed to `TemporalVGG19`: frames per backbone call, to
+            bound memory on long clips.
+        mask_padded_frames: Whether all-zero frames are masked out.
+        **kwargs: Base model keyword arguments, such as `name`.
+
+    Call arguments:
+        inputs: Clips of raw frames (0..255), float or uint8.
+        training: Python boolean.
+
+    Input shape:
+        `(batch, time, height, width, channels)`, or
+        `(batch, height, width, channels, time)` with `time_axis=-1`.
+        Frames of at least 32x32.
+
+    Output shape:
+        `(batch, num_classes)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_vgg4d import VGG4DClassifier
+    >>> model = VGG4DClassifier(num_classes=2, temporal_head="lstm")
+    >>> clips = np.random.uniform(0, 255, (2, 3, 32, 32, 3))
+    >>> tuple(model.predict(clips, verbose=0).shape)
+    (2, 2)
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        temporal_head: str = "framewise",
+        weights: str | None = None,
+        trainable_blocks: int = 0,
+        augment: keras.layers.Layer | None = None,
+        dropout: float = 0.0,
+        time_axis: int = 1,
+        head_options: dict | None = None,
+        frame_chunk: int | None = None,
+        mask_padded_frames: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if temporal_head not in HEADS:
+            raise ValueError(
+                f"Unknown temporal_head={temporal_head!r}; valid names: "
+                f"{sorted(HEADS)}"
+            )
+        head_options = dict(head_options or {})
+        if "dropout" in head_options:
+            raise ValueError(
+                "Pass the dropout rate as `dropout=`, not inside "
+                f"`head_options`; received head_options={head_options}"
+            )
+        if augment is not None:
+            if not isinstance(augment, keras.layers.Layer):
+                raise ValueError(
+                    "VGG4DClassifier expects `augment` to be a Keras layer "
+                    f"(e.g. ScipyAugment) or None, received: {augment!r}"
+                )
+            if getattr(augment, "time_axis", 1) != 1:
+                raise ValueError(
+                    "The model converts clips to time-major at its entrance, "
+                    "so its `augment` layer must use time_axis=1; received an "
+                    f"augment layer with time_axis={augment.time_axis}. Build "
+                    "it with time_axis=1 and pass time_axis=-1 to the model."
+                )
+        self.num_classes = num_classes
+        self.temporal_head = temporal_head
+        self.weights_source = weights
+        self.trainable_blocks = trainable_blocks
+        self.augment = augment
+        self.dropout = dropout
+        self.time_axis = validate_time_axis(time_axis)
+        self.head_options = head_options
+        self.frame_chunk = frame_chunk
+        self.mask_padded_frames = bool(mask_padded_frames)
+        self.backbone = TemporalVGG19(
+            weights=weights,
+            trainable_blocks=trainable_blocks,
+            pooling=None,
+            preprocess=True,
+            frame_chunk=frame_chunk,
+            name="backbone",
+        )
+        self.head = get_head(
+            temporal_head,
+            num_classes,
+            dropout=dropout,
+            name=f"{temporal_head}_head",
+            **head_options,
+        )
+
+    def _time_major_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 5:
+            raise ValueError(
+                "VGG4DClassifier expects clips of rank 5, (batch, time, "
+                "height, width, channels) with time_axis=1 or (batch, height, "
+                "width, channels, time) with time_axis=-1; received input "
+                f"shape {input_shape} with time_axis={self.time_axis}"
+            )
+        return to_time_major_shape(input_shape, self.time_axis)
+
+    def build(self, input_shape):
+        shape = self._time_major_shape(input_shape)
+        if self.augment is not None and not self.augment.built:
+            self.augment.build(shape)
+        self.backbone.build(shape)
+        feature_shape = self.backbone.compute_output_shape(shape)
+        self.head.build(feature_shape)
+        # Per-frame feature map shape (h, w, 512), for `head_model`.
+        self.frame_feature_shape = tuple(feature_shape)[2:]
+        self.built = True
+
+    def frame_mask(self, clips):
+        """`(batch, time)` mask of real frames of time-major raw clips.
+
+        `None` when `mask_padded_frames=False`.
+        """
+        return nonzero_frames(clips) if self.mask_padded_frames else None
+
+    def call(self, inputs, training=None):
+        self._time_major_shape(inputs.shape)
+        clips = to_time_major(inputs, self.time_axis)
+        mask = self.frame_mask(clips)
+        if self.augment is not None:
+            clips = self.augment(clips, training=training)
+        features = self.backbone(clips, training=training)
+        return self.head(features, mask=mask, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return (tuple(input_shape)[0], self.num_classes)
+
+    def head_model(self) -> keras.Model:
+        """A functional model from backbone features to probabilities.
+
+        It shares the head's layers (and so its weights) with this model:
+        training it on precomputed backbone features trains this model's
+        head. Its inputs are the features `(batch, time, h, w, 512)` and
+        the `(batch, time)` frame mask.
+        """
+        if not self.built:
+            raise ValueError(
+                "Build the model (call it on clips or call `build(shape)`) "
+                "before asking for its head model."
+            )
+        features = keras.Input(
+            (None, *self.frame_feature_shape), name="features"
+        )
+        mask = keras.Input((None,), dtype="bool", name="frame_mask")
+        outputs = self.head(features, mask=mask)
+        return keras.Model([features, mask], outputs, name="head_model")
+
+    def get_config(self):
+        config = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "num_classes": self.num_classes,
+            "temporal_head": self.temporal_head,
+            "weights": self.weights_source,
+            "trainable_blocks": self.trainable_blocks,
+            "augment": (
+                None
+                if self.augment is None
+                else keras.saving.serialize_keras_object(self.augment)
+            ),
+            "dropout": self.dropout,
+            "time_axis": self.time_axis,
+            "head_options": dict(self.head_options),
+            "frame_chunk": self.frame_chunk,
+            "mask_padded_frames": self.mask_padded_frames,
+        }
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if config.get("augment") is not None:
+            config["augment"] = keras.saving.deserialize_keras_object(
+                config["augment"], custom_objects=custom_objects
+            )
+        if "dtype" in config and isinstance(config["dtype"], dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(
+                config["dtype"]
+            )
+        # A saved model restores its own weights after `from_config`: never
+        # read the original file or download ImageNet again.
+        config["weights"] = None
+        return cls(**config)

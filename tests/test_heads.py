@@ -1,0 +1,133 @@
+import numpy as np
+import pytest
+import keras
+from keras.src import testing
+
+from keras_vgg4d.heads import HEADS
+from keras_vgg4d.heads import Conv3DHead
+from keras_vgg4d.heads import FramewiseHead
+from keras_vgg4d.heads import LSTMHead
+from keras_vgg4d.heads import get_head
+from keras_vgg4d.heads import head_options
+
+# (class, arguments, trainable weights): the feature normalization adds
+# gamma and beta (trainable) and the moving mean and variance.
+HEAD_CASES = [
+    (FramewiseHead, {"num_classes": 3}, 4),
+    (FramewiseHead, {"num_classes": 3, "units": 8, "pooling": "max"}, 6),
+    (FramewiseHead, {"num_classes": 3, "normalize": False}, 2),
+    (Conv3DHead, {"num_classes": 3, "filters": 4}, 6),
+    (Conv3DHead, {"num_classes": 3, "filters": 4, "num_layers": 2,
+                  "pooling": "max"}, 8),
+    (LSTMHead, {"num_classes": 3, "units": 4}, 7),
+    (LSTMHead, {"num_classes": 3, "units": 4, "bidirectional": True,
+                "num_layers": 2}, 2 + 2 * 3 * 2 + 2),
+]
+
+
+class HeadLayerTest(testing.TestCase):
+    def test_layer_harness(self):
+        for head_class, kwargs, num_weights in HEAD_CASES:
+            with self.subTest(head=head_class.__name__, **kwargs):
+                self.run_layer_test(
+                    head_class,
+                    init_kwargs=kwargs,
+                    input_shape=(2, 4, 2, 2, 8),
+                    expected_output_shape=(2, 3),
+                    expected_output_dtype="float32",
+                    expected_num_trainable_weights=num_weights,
+                    expected_num_non_trainable_weights=(
+                        2 if kwargs.get("normalize", True) else 0
+                    ),
+                )
+
+
+def features(shape=(3, 6, 2, 2, 8), seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_padded_and_masked_equals_cropped(name):
+    head = get_head(name, 3)
+    x = features()
+    lengths = [6, 4, 2]
+    mask = np.arange(6)[None, :] < np.array(lengths)[:, None]
+    padded = np.where(mask[:, :, None, None, None], x, 77.0).astype("float32")
+    out = np.asarray(head(padded, mask=mask))
+    for i, n in enumerate(lengths):
+        cropped = np.asarray(head(x[i : i + 1, :n]))
+        np.testing.assert_allclose(out[i], cropped[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_other_clip_length_than_built(name):
+    inputs = keras.Input((4, 2, 2, 8))
+    head = get_head(name, 2)
+    keras.Model(inputs, head(inputs))
+    for frames in (1, 9):
+        y = np.asarray(head(features((2, frames, 2, 2, 8))))
+        assert y.shape == (2, 2)
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_framewise_is_order_blind_and_others_are_not():
+    x = features((2, 5, 1, 1, 8))
+    reversed_x = x[:, ::-1]
+    framewise = get_head("framewise", 2)
+    np.testing.assert_allclose(
+        framewise(x), framewise(reversed_x), rtol=1e-5, atol=1e-6
+    )
+    for name in ("conv3d", "lstm"):
+        head = get_head(name, 2)
+        assert not np.allclose(head(x), head(reversed_x), atol=1e-6), name
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_mixed_bfloat16_gives_float32_probabilities(name):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    head = get_head(name, 4)
+    y = head(features())
+    assert y.dtype == "float32"
+    assert all(w.dtype == "float32" for w in head.weights)
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_config_round_trip(name):
+    options = {"framewise": {"units": 5}, "conv3d": {"filters": 6},
+               "lstm": {"units": 7, "bidirectional": True}}[name]
+    head = get_head(name, 3, dropout=0.25, **options)
+    clone = head.__class__.from_config(head.get_config())
+    assert clone.get_config() == head.get_config()
+    assert clone.dropout == 0.25
+
+
+def test_unknown_head_lists_valid_names():
+    with pytest.raises(ValueError, match=r"'gru'.*conv3d.*framewise.*lstm"):
+        get_head("gru", 2)
+
+
+def test_unknown_option_lists_valid_options():
+    with pytest.raises(ValueError, match=r"\['filters'\].*'lstm'.*units"):
+        get_head("lstm", 2, filters=8)
+    assert "temporal_kernel" in head_options("conv3d")
+
+
+@pytest.mark.parametrize(
+    "head_class, kwargs, match",
+    [
+        (FramewiseHead, {"num_classes": 1}, "num_classes"),
+        (FramewiseHead, {"num_classes": 2, "pooling": "sum"}, "pooling"),
+        (Conv3DHead, {"num_classes": 2, "temporal_kernel": 0},
+         "temporal_kernel"),
+        (LSTMHead, {"num_classes": 2, "units": -3}, "units"),
+        (LSTMHead, {"num_classes": 2, "dropout": 1.5}, "dropout"),
+    ],
+)
+def test_bad_arguments(head_class, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        head_class(**kwargs)
+
+
+def test_feature_maps_of_wrong_rank_raise():
+    with pytest.raises(ValueError, match=r"\(batch, time, h, w, channels\)"):
+        get_head("lstm", 2)(np.zeros((2, 5, 8), "float32"))
