@@ -12,6 +12,7 @@ from keras_vgg4d.heads import Conv3DHead
 from keras_vgg4d.heads import FramewiseHead
 from keras_vgg4d.heads import LSTMHead
 from keras_vgg4d.model import VGG4DClassifier
+from keras_vgg4d.ndimage_ops import TransformError
 from keras_vgg4d.version import __version__
 
 # Loaded on first use: Keras Tuner and the loaders are not needed to load or
@@ -40,6 +41,7 @@ __all__ = [
     "LSTMHead",
     "ScipyAugment",
     "TemporalVGG19",
+    "TransformError",
     "VGG4DClassifier",
     "VGG4DHyperModel",
     "__version__",

@@ -463,10 +463,16 @@ class ScipyAugment(keras.layers.Layer):
         )
         rows = tf.shape(clips)[1] if self.per_frame else 1
         num_fields = len(DRAW_FIELDS)
-        return tf.map_fn(
-            lambda seed: tf.random.stateless_uniform(
+
+        def draw(seed):
+            return tf.random.stateless_uniform(
                 (rows, num_fields), seed=seed, dtype=tf.float64
-            ),
+            )
+
+        if clips.shape[0] == 1:  # one clip, e.g. a per-clip tf.data map
+            return draw(seeds[0])[None]
+        return tf.map_fn(
+            draw,
             seeds,
             fn_output_signature=tf.TensorSpec((None, num_fields), tf.float64),
         )

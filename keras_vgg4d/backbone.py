@@ -1,4 +1,4 @@
-"""`TemporalVGG19`: VGG19's five convolutional blocks on every frame of a clip."""
+"""`TemporalVGG19`: VGG19's five conv blocks on every frame of a clip."""
 
 from __future__ import annotations
 
@@ -20,7 +20,12 @@ POOLINGS = (None, "avg", "max")
 
 
 def vgg_block(
-    x, block, filters, num_convs, dtype=None, kernel_initializer="glorot_uniform"
+    x,
+    block,
+    filters,
+    num_convs,
+    dtype=None,
+    kernel_initializer="glorot_uniform",
 ):
     """Appends VGG block number `block` (1-based) to the tensor `x`.
 

@@ -13,9 +13,9 @@
 
 Files are read by Keras' own `load_weights` into the layer stack of
 `keras.applications.VGG19(include_top=False)`, as keras.applications does, so
-every format it loads loads here, with its checks. The kernels are then copied by layer name, and
-the first layer's kernel is adapted to the input's channel count the way
-timm's `adapt_input_conv` does it.
+every format it loads loads here, with its checks. The kernels are then
+copied by layer name, and the first layer's kernel is adapted to the input's
+channel count the way timm's `adapt_input_conv` does it.
 """
 
 from __future__ import annotations
