@@ -59,6 +59,7 @@ def main():
                       task="order", seed=args.seed)
     data = split_balanced(x, y, validation_fraction=0.25, seed=args.seed)
     cached, cached_best = search_seconds(data, True, args)
+    print(f"(feature cache search done: {cached:.1f} s)", flush=True)
     uncached, uncached_best = search_seconds(data, False, args)
     print(f"{args.trials}-trial RandomSearch, {args.epochs} epochs, "
           f"{len(data[0][0])} train / {len(data[1][0])} val clips of "

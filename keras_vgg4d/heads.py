@@ -76,7 +76,9 @@ class TemporalHead(keras.layers.Layer):
         self.normalize = bool(normalize)
         self.supports_masking = True
         self.normalization = (
-            keras.layers.BatchNormalization(momentum=0.9, name="feature_norm")
+            keras.layers.BatchNormalization(
+                momentum=0.9, synchronized=True, name="feature_norm"
+            )
             if self.normalize
             else None
         )

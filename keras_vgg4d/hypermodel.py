@@ -10,6 +10,8 @@ from keras_vgg4d.feature_cache import OnWholeModel
 from keras_vgg4d.heads import HEADS
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.model import VGG4DClassifier
+from keras_vgg4d.validation import check_arrays
+from keras_vgg4d.validation import check_clip_shape
 
 
 class VGG4DHyperModel(keras_tuner.HyperModel):
@@ -92,6 +94,14 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
                 "batch axis, (time, height, width, channels), received: "
                 f"input_shape={input_shape}"
             )
+        time_axis = validate_time_axis(time_axis)
+        # The shape of a batch of one clip: frames, channels, layout.
+        time_major = check_clip_shape(
+            f"VGG4DHyperModel's input_shape={input_shape}",
+            (1, *input_shape),
+            time_axis,
+        )
+        self.input_channels = time_major[-1]
         heads = (heads,) if isinstance(heads, str) else tuple(heads)
         unknown = [h for h in heads if h not in HEADS]
         if not heads or unknown or len(set(heads)) != len(heads):
@@ -197,7 +207,17 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, x=None, y=None, validation_data=None, **kwargs):
         """Trains `model`; on cached features when the cache applies."""
         if not self.uses_feature_cache:
+            # The classifier checks NumPy data itself.
             return model.fit(x, y, validation_data=validation_data, **kwargs)
+        check_arrays(
+            "VGG4DHyperModel.fit",
+            x,
+            y,
+            time_axis=self.time_axis,
+            channels=self.input_channels,
+            num_classes=self.num_classes,
+            validation_data=validation_data,
+        )
         verbose = kwargs.get("verbose", "auto")
         batch_size = kwargs.pop("batch_size", None)
         validation_split = kwargs.pop("validation_split", 0.0)

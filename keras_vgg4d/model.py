@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 
+from keras_vgg4d import validation
 from keras_vgg4d.backbone import TemporalVGG19
 from keras_vgg4d.heads import HEADS
 from keras_vgg4d.heads import get_head
@@ -11,6 +14,7 @@ from keras_vgg4d.layout import to_time_major
 from keras_vgg4d.layout import to_time_major_shape
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.masking import nonzero_frames
+from keras_vgg4d.version import __version__
 
 
 @keras.saving.register_keras_serializable(package="keras_vgg4d")
@@ -88,6 +92,9 @@ class VGG4DClassifier(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        num_classes = validation.check_num_classes(
+            "VGG4DClassifier", num_classes
+        )
         if temporal_head not in HEADS:
             raise ValueError(
                 f"Unknown temporal_head={temporal_head!r}; valid names: "
@@ -156,6 +163,8 @@ class VGG4DClassifier(keras.Model):
         self.backbone.build(shape)
         feature_shape = self.backbone.compute_output_shape(shape)
         self.head.build(feature_shape)
+        # The channel count inputs to `fit`/`predict` are checked against.
+        self.input_channels = shape[-1]
         # Per-frame feature map shape (h, w, 512), for `head_model`.
         self.frame_feature_shape = tuple(feature_shape)[2:]
         self.built = True
@@ -175,6 +184,41 @@ class VGG4DClassifier(keras.Model):
             clips = self.augment(clips, training=training)
         features = self.backbone(clips, training=training)
         return self.head(features, mask=mask, training=training)
+
+    def _check_arrays(self, caller, x, y=None, validation_data=None):
+        validation.check_arrays(
+            f"VGG4DClassifier.{caller}",
+            x,
+            y,
+            time_axis=self.time_axis,
+            channels=getattr(self, "input_channels", None),
+            num_classes=self.num_classes,
+            validation_data=validation_data,
+        )
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        """`keras.Model.fit`, after checking NumPy clips and labels.
+
+        NumPy `x`, `y` and `validation_data` are checked first (rank and
+        layout, frames of at least 32x32, the channel count of a built
+        model, no empty batch or clip, no NaN or infinity, integer labels
+        in `[0, num_classes)`), so bad data fails before training, with a
+        `ValueError` that says what is wrong. Datasets pass through.
+        """
+        self._check_arrays("fit", x, y, validation_data)
+        return super().fit(
+            x, y, *args, validation_data=validation_data, **kwargs
+        )
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, after checking NumPy clips and labels."""
+        self._check_arrays("evaluate", x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`, after checking NumPy clips."""
+        self._check_arrays("predict", x)
+        return super().predict(x, *args, **kwargs)
 
     def compute_output_shape(self, input_shape):
         return (tuple(input_shape)[0], self.num_classes)
@@ -218,12 +262,26 @@ class VGG4DClassifier(keras.Model):
             "head_options": dict(self.head_options),
             "frame_chunk": self.frame_chunk,
             "mask_padded_frames": self.mask_padded_frames,
+            "package_version": __version__,
         }
         return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
+        # Configs saved before the version was recorded lack it; arguments
+        # added since then are absent from them and take their defaults.
+        saved_version = config.pop("package_version", "< 0.1.0")
+        known = set(inspect.signature(cls.__init__).parameters)
+        known |= {"name", "trainable", "dtype"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(
+                f"This VGG4DClassifier was saved by keras_vgg4d "
+                f"{saved_version} with argument(s) {unknown} that keras_vgg4d "
+                f"{__version__} does not know. Load it with keras_vgg4d "
+                f"{saved_version}, or upgrade keras_vgg4d."
+            )
         if config.get("augment") is not None:
             config["augment"] = keras.saving.deserialize_keras_object(
                 config["augment"], custom_objects=custom_objects

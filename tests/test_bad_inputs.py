@@ -7,6 +7,7 @@ argument or the value received and what was expected.
 """
 
 import os
+import re
 
 import h5py
 import keras
@@ -86,10 +87,9 @@ def backbone_with_weights(tmp_path, kind):
 
 
 def corrupt_npz(tmp_path):
+    """A file named `.npz` that holds no NumPy archive."""
     path = tmp_path / "corrupt.npz"
-    np.savez(path, x=clips(), y=[0, 1])
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
+    path.write_bytes(b"these bytes are not a zip archive" * 8)
     return str(path)
 
 
@@ -209,7 +209,7 @@ CASES = [
         3, "conv3d", head_options={"units": 8}),
      ValueError, r"\['units'\].*conv3d"),
     ("classifier/num_classes", lambda p: VGG4DClassifier(1),
-     ValueError, r"num_classes=1.*>= 2"),
+     ValueError, r">= 2.*num_classes=1"),
     ("classifier/time_axis", lambda p: VGG4DClassifier(3, time_axis=4),
      ValueError, r"time_axis.*4"),
     ("classifier/augment_not_a_layer", lambda p: VGG4DClassifier(
@@ -230,7 +230,7 @@ CASES = [
      ValueError, r"at least 32x32.*16"),
     ("classifier/predict_channel_mismatch", lambda p: classifier().predict(
         clips(shape=(3, 32, 32, 1)), verbose=0),
-     ValueError, r"channels.*1.*built for 3"),
+     ValueError, r"has 1 channels.*built for 3"),
     ("classifier/predict_empty_batch", lambda p: classifier().predict(
         clips(n=0), verbose=0),
      ValueError, r"empty.*\(0, 3, 32, 32, 3\)"),
@@ -245,7 +245,7 @@ CASES = [
      ValueError, r"clip 1 \(infinite values"),
     ("classifier/fit_labels_out_of_range", lambda p: fit(
         classifier(), clips(), labels(0, 3)),
-     ValueError, r"index 1 \(3\).*\[0, 3\)"),
+     ValueError, r"\[0, 3\).*index 1 \(3\)"),
     ("classifier/fit_negative_label", lambda p: fit(
         classifier(), clips(), labels(-1, 0)),
      ValueError, r"index 0 \(-1\)"),
@@ -257,7 +257,7 @@ CASES = [
      ValueError, r"integers.*dtype <U3"),
     ("classifier/fit_labels_one_hot", lambda p: fit(
         classifier(), clips(), np.eye(3)[[0, 1]]),
-     ValueError, r"one-hot.*\(2, 3\)"),
+     ValueError, r"\(2, 3\).*one-hot"),
     ("classifier/fit_labels_count", lambda p: fit(
         classifier(), clips(), labels(0, 1, 2)),
      ValueError, r"2 clips but 3 labels"),
@@ -291,16 +291,16 @@ CASES = [
      ValueError, r"trainable_blocks=9"),
     ("hypermodel/fit_labels_out_of_range", lambda p: hypermodel_fit(
         clips(), labels(0, 5)),
-     ValueError, r"index 1 \(5\).*\[0, 3\)"),
+     ValueError, r"\[0, 3\).*index 1 \(5\)"),
     ("hypermodel/fit_nan", lambda p: hypermodel_fit(
         with_value(np.nan), labels(0, 1)),
      ValueError, r"clip 1 \(NaN"),
     ("hypermodel/fit_channel_mismatch", lambda p: hypermodel_fit(
         clips(shape=(3, 32, 32, 1)), labels(0, 1)),
-     ValueError, r"channels.*1.*built for 3"),
+     ValueError, r"has 1 channels.*built for 3"),
     # keras_vgg4d.data
-    ("data/demo_small_frames", lambda p: demo_clips(n=4, size=16),
-     ValueError, r"size.*16"),
+    ("data/demo_no_clips", lambda p: demo_clips(n=0),
+     ValueError, r"n=0"),
     ("data/demo_unknown_task", lambda p: demo_clips(n=4, task="colour"),
      ValueError, r"task='colour'"),
     ("data/load_arrays_rank", lambda p: load_arrays(np.zeros((2, 32, 32))),
@@ -315,7 +315,7 @@ CASES = [
      ValueError, r"clip\(s\) 1 \(4, 32, 32, 3\) differ"),
     ("data/load_arrays_labels_range", lambda p: load_arrays(
         clips(), [0, 7], num_classes=3),
-     ValueError, r"index 1 \(7\).*num_classes=3"),
+     ValueError, r"\[0, 3\) for num_classes=3.*index 1 \(7\)"),
     ("data/load_npz_missing", lambda p: load_npz(str(p / "none.npz")),
      FileNotFoundError, r"none\.npz"),
     ("data/load_npz_corrupt", lambda p: load_npz(corrupt_npz(p)),
@@ -369,10 +369,8 @@ def test_bad_input_fails_early_with_a_clear_message(
         call(tmp_path)
     # argparse prints its message and exits: read it from stderr.
     message = str(raised.value) + capsys.readouterr().err
-    assert raised.type is error or error is Exception
-    assert __import__("re").search(pattern, message, __import__("re").S), (
-        message
-    )
+    assert raised.type is error, (raised.type, message)
+    assert re.search(pattern, message, re.S), message
 
 
 def test_the_table_covers_every_public_entry_point():

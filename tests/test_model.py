@@ -82,7 +82,8 @@ def test_export_serves_what_predict_gives(tmp_path, head):
         verbose=0,
         input_signature=[tf.TensorSpec((None, None, 32, 32, 3), tf.float32)],
     )
-    served = tf.saved_model.load(path).serve
+    exported = tf.saved_model.load(path)  # keep it: it owns the variables
+    served = exported.serve
     np.testing.assert_allclose(served(x), expected, rtol=1e-5, atol=1e-6)
     longer = clips(1, frames=5)
     np.testing.assert_allclose(

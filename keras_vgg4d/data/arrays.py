@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -258,9 +260,11 @@ def load_npz(
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such .npz file: {path!r}")
+    # A truncated or corrupt file fails on opening or on reading a member.
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+    except unreadable as error:
         raise ValueError(f"Cannot read {path!r} as .npz: {error}") from error
     with archive:
         keys = list(archive.keys())
@@ -270,8 +274,13 @@ def load_npz(
                     f"{path!r} holds no array named {key!r} ({name}); it "
                     f"holds {keys}. Pass {name}= one of them."
                 )
-        x = archive[x_key]
-        y = None if y_key is None else archive[y_key]
+        try:
+            x = archive[x_key]
+            y = None if y_key is None else archive[y_key]
+        except unreadable as error:
+            raise ValueError(
+                f"Cannot read {path!r} as .npz (corrupt or truncated): {error}"
+            ) from error
     try:
         return load_arrays(x, y, time_axis=time_axis, num_classes=num_classes)
     except ValueError as error:
