@@ -12,29 +12,12 @@ from keras_vgg4d import weights as vgg_weights
 from keras_vgg4d.backbone import TemporalVGG19
 from keras_vgg4d.backbone import VGG19_BLOCKS
 from keras_vgg4d.preprocessing import VGGPreprocessing
+from vgg_testing import scaled_random_vgg
 
 
 def scaled_random_vgg19(seed=0):
-    """keras.applications.VGG19 (no top) with He-scaled random weights.
-
-    Glorot weights make VGG19's features vanish towards zero; He-scaled ones
-    keep them well away from it, so the comparisons below mean something.
-    """
-    model = keras.applications.VGG19(
-        weights=None, include_top=False, input_shape=(32, 32, 3)
-    )
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if layer.weights:
-            kernel, bias = layer.get_weights()
-            std = np.sqrt(2.0 / np.prod(kernel.shape[:3]))
-            layer.set_weights(
-                [
-                    rng.normal(0, std, kernel.shape).astype("float32"),
-                    rng.normal(0, 0.1, bias.shape).astype("float32"),
-                ]
-            )
-    return model
+    """keras.applications.VGG19 (no top) with He-scaled random weights."""
+    return scaled_random_vgg(keras.applications.VGG19, seed=seed)
 
 
 @pytest.fixture(scope="module")
