@@ -7,6 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_vgg4d.frame_fold import FrameFold
+from keras_vgg4d.frame_fold import validate_frame_chunk
 from keras_vgg4d.layout import to_time_major_shape
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.preprocessing import VGGPreprocessing
@@ -189,15 +190,7 @@ class TemporalVGG19(keras.layers.Layer):
                 "TemporalVGG19 expects `preprocess` to be True or False, "
                 f"received preprocess={preprocess!r}"
             )
-        if frame_chunk is not None and (
-            isinstance(frame_chunk, bool)
-            or not isinstance(frame_chunk, int)
-            or frame_chunk < 1
-        ):
-            raise ValueError(
-                "TemporalVGG19 expects `frame_chunk` to be None or a positive "
-                f"integer, received frame_chunk={frame_chunk!r}"
-            )
+        validate_frame_chunk(frame_chunk, "TemporalVGG19")
         # Fails early: a missing file, or "imagenet" that cannot be fetched.
         self._weights_path = resolve_weights(weights)
         self.weights_source = None if weights is None else str(weights)

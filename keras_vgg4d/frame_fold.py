@@ -11,6 +11,24 @@ from keras_vgg4d.layout import to_time_major_shape
 from keras_vgg4d.layout import validate_time_axis
 
 
+def validate_frame_chunk(frame_chunk, owner: str) -> int | None:
+    """Returns `frame_chunk` if it is None or a positive integer.
+
+    Raises:
+        ValueError: naming `owner` and the value received otherwise.
+    """
+    if frame_chunk is not None and (
+        isinstance(frame_chunk, bool)
+        or not isinstance(frame_chunk, int)
+        or frame_chunk < 1
+    ):
+        raise ValueError(
+            f"{owner} expects `frame_chunk` to be None or a positive "
+            f"integer, received: frame_chunk={frame_chunk!r}"
+        )
+    return frame_chunk
+
+
 @keras.saving.register_keras_serializable(package="keras_vgg4d")
 class FrameFold(keras.layers.Wrapper):
     """Runs a 2D layer or model on every frame of a clip in one batched call.
@@ -82,16 +100,7 @@ class FrameFold(keras.layers.Wrapper):
             )
         super().__init__(layer, **kwargs)
         self.time_axis = validate_time_axis(time_axis)
-        if frame_chunk is not None and (
-            isinstance(frame_chunk, bool)
-            or not isinstance(frame_chunk, int)
-            or frame_chunk < 1
-        ):
-            raise ValueError(
-                "FrameFold expects `frame_chunk` to be None or a positive "
-                f"integer, received: frame_chunk={frame_chunk!r}"
-            )
-        self.frame_chunk = frame_chunk
+        self.frame_chunk = validate_frame_chunk(frame_chunk, "FrameFold")
         self.supports_masking = True
 
     def _frame_shape(self, input_shape):
