@@ -9,6 +9,7 @@ from keras.src import testing
 from scipy import ndimage
 
 from keras_vgg4d import ndimage_ops
+from keras_vgg4d import resampling
 from keras_vgg4d.augment import ScipyAugment
 from keras_vgg4d.ndimage_ops import TransformError
 
@@ -112,7 +113,38 @@ def test_horizontal_flip_flips_half_of_the_clips():
     assert 0 < sum(flipped) < len(batch)
 
 
-def test_geometric_transforms_resample_once_per_plane(monkeypatch):
+def spy_on_resampling(monkeypatch):
+    """Records the shape of the planes of every `affine_resample` call."""
+    calls = []
+    original = ndimage_ops.affine_resample
+
+    def spy(planes, *args, **kwargs):
+        calls.append(planes.shape)
+        return original(planes, *args, **kwargs)
+
+    monkeypatch.setattr(ndimage_ops, "affine_resample", spy)
+    return calls
+
+
+def test_geometric_transforms_resample_a_clip_once(monkeypatch):
+    calls = spy_on_resampling(monkeypatch)
+    layer = ScipyAugment(**GEOMETRY, shear=10, flip="horizontal", seed=0)
+    layer(clips((2, 3, 32, 32, 2)), training=True)
+    # One resampling of all 3 x 2 planes of each clip, not one per transform.
+    assert calls == [(32, 32, 3 * 2)] * 2
+
+
+def test_per_frame_transforms_resample_each_frame_once(monkeypatch):
+    calls = spy_on_resampling(monkeypatch)
+    layer = ScipyAugment(**GEOMETRY, per_frame=True, seed=0)
+    layer(clips((2, 3, 32, 32, 2)), training=True)
+    assert calls == [(32, 32, 2)] * (2 * 3)
+
+
+@pytest.mark.parametrize("order, scipy_calls", [(1, 0), (3, 2 * 3 * 2)])
+def test_scipy_interpolates_only_the_spline_orders(
+    monkeypatch, order, scipy_calls
+):
     calls = []
     original = ndimage.affine_transform
 
@@ -120,19 +152,17 @@ def test_geometric_transforms_resample_once_per_plane(monkeypatch):
         calls.append(plane.shape)
         return original(plane, *args, **kwargs)
 
-    monkeypatch.setattr(ndimage_ops.ndimage, "affine_transform", spy)
-    layer = ScipyAugment(**GEOMETRY, shear=10, flip="horizontal", seed=0)
-    layer(clips((2, 3, 32, 32, 2)), training=True)
-    # One 2-D resampling per frame and channel, not one per transform.
-    assert calls == [(32, 32)] * (2 * 3 * 2)
+    monkeypatch.setattr(resampling.ndimage, "affine_transform", spy)
+    layer = ScipyAugment(**GEOMETRY, order=order, seed=0)
+    x = clips((2, 3, 32, 32, 2))
+    assert not np.array_equal(layer(x, training=True), x)
+    # Orders 0 and 1 share their taps across planes; 2-5 need SciPy's
+    # spline prefilter, one 2-D plane at a time.
+    assert calls == [(32, 32)] * scipy_calls
 
 
 def test_no_resampling_when_no_geometric_transform_is_drawn(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        ndimage_ops.ndimage, "affine_transform",
-        lambda *a, **k: calls.append(1),
-    )
+    calls = spy_on_resampling(monkeypatch)
     layer = ScipyAugment(
         **GEOMETRY, median_size=3,
         probability={"rotation": 0, "zoom": 0, "shift": 0}, seed=0,

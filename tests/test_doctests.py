@@ -9,6 +9,7 @@ MODULES = [
     "keras_vgg4d.frame_fold",
     "keras_vgg4d.backbone",
     "keras_vgg4d.augment",
+    "keras_vgg4d.resampling",
     "keras_vgg4d.heads",
     "keras_vgg4d.model",
     "keras_vgg4d.hypermodel",
