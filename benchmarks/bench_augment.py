@@ -11,10 +11,13 @@ All three run in the same `tf.data` pipeline (`from_tensor_slices(clips)
 - keras: `RandomRotation` -> `RandomZoom` -> `RandomTranslation`, in graph,
   made clip-consistent: one `get_random_transformation` per clip, and
   `transform_images` on all its frames: three resamplings;
-- scipy_augment: `ScipyAugment`: one resampling per 2-D plane.
+- scipy_augment: `ScipyAugment`: one resampling of the clip, its taps
+  shared by all planes (`keras_vgg4d.resampling.affine_resample`).
 
 Then ScipyAugment's scaling from `num_parallel_calls=1` to `2`, mapped per
-clip and per batch of clips. Repetitions alternate between the variants and
+clip and per batch of clips; and, outside tf.data, the cost of resampling
+one clip with `affine_resample` against `scipy.ndimage.affine_transform` on
+each of its 2-D planes (the two give the same output). Repetitions alternate between the variants and
 the medians are reported, so the load of a shared machine hits all alike.
 
     python benchmarks/bench_augment.py --clips 32 --repeats 5
@@ -35,6 +38,9 @@ import tensorflow as tf  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from keras_vgg4d import ScipyAugment  # noqa: E402
+from keras_vgg4d.ndimage_ops import FrameParameters  # noqa: E402
+from keras_vgg4d.ndimage_ops import sampling_matrix  # noqa: E402
+from keras_vgg4d.resampling import affine_resample  # noqa: E402
 
 
 def make_clips(count, frames, size, seed):
@@ -159,6 +165,44 @@ def check_clip_consistent(name, augment, clip):
         raise AssertionError(f"{name} did not change the clip")
 
 
+def resampling_cost(clips, order, mode, repeats):
+    """Milliseconds to resample one clip (min over repeats, alternated):
+    `affine_resample` on all its planes at once vs SciPy on each plane."""
+    _, frames, height, width, channels = clips.shape
+    matrix = sampling_matrix(
+        FrameParameters(rotation=10.0, zoom=1.1, shift_y=0.05), height, width
+    )
+    kwargs = {"order": order, "mode": mode}
+
+    def shared_taps(clip):
+        planes = np.ascontiguousarray(clip.transpose(1, 2, 0, 3))
+        return affine_resample(
+            planes.reshape(height, width, frames * channels), matrix, **kwargs
+        )
+
+    def scipy_per_plane(clip):
+        planes = np.ascontiguousarray(np.moveaxis(clip, -1, 1))
+        out = np.empty_like(planes)
+        for frame, frame_out in zip(planes, out):
+            for plane, plane_out in zip(frame, frame_out):
+                ndimage.affine_transform(
+                    plane, matrix[:2, :2], offset=matrix[:2, 2],
+                    output=plane_out, **kwargs,
+                )
+        return out
+
+    costs = {"shared_taps": [], "scipy_per_plane": []}
+    for _ in range(repeats):
+        for name, fn in (("shared_taps", shared_taps),
+                         ("scipy_per_plane", scipy_per_plane)):
+            start = time.perf_counter()
+            for clip in clips:
+                fn(clip)
+            costs[name].append(1e3 * (time.perf_counter() - start)
+                               / len(clips))
+    return {name: min(values) for name, values in costs.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=32)
@@ -247,6 +291,13 @@ def main(argv=None):
           f"{ratio(ours, 'scipy_augment per clip (parallel 1)')}")
     print(f"  mapped per batch of {args.batch}:     "
           f"{ratio(per_batch + ' (parallel 2)', per_batch + ' (parallel 1)')}")
+    cost = resampling_cost(clips, args.order, args.mode, args.repeats)
+    print("one resampling of a clip, this thread (min of repeats)")
+    print(f"  affine_resample, taps shared by {3 * args.frames} planes: "
+          f"{cost['shared_taps']:6.2f} ms")
+    print(f"  scipy.ndimage.affine_transform per plane:    "
+          f"{cost['scipy_per_plane']:6.2f} ms  "
+          f"({cost['scipy_per_plane'] / cost['shared_taps']:.2f}x)")
 
 if __name__ == "__main__":
     main()

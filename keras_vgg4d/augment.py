@@ -120,8 +120,12 @@ class ScipyAugment(keras.layers.Layer):
     """Random scipy.ndimage transforms of clips, consistent across frames.
 
     Rotation, zoom, shift, shear and flips compose into one affine matrix
-    about the frame centre, so every 2-D plane (frame and channel) is
-    resampled once with `scipy.ndimage.affine_transform`; median and Gaussian
+    about the frame centre, and all the 2-D planes (frames and channels) of a
+    clip are resampled once, with SciPy's interpolation and boundary modes:
+    for `order` 0 and 1 the taps and weights are computed once and shared by
+    every plane (`keras_vgg4d.resampling`, equal to
+    `scipy.ndimage.affine_transform`); for orders 2-5
+    `scipy.ndimage.affine_transform` runs on each plane. Median and Gaussian
     filters run on the whole clip with a size of 1 along time and channels;
     brightness, contrast and Gaussian noise are optional. Each transform is
     applied with its own probability. One random draw per clip is applied to
