@@ -206,7 +206,11 @@ def affine_resample(
     row_taps = _axis_taps(in_rows.ravel(), height, order, mode)
     col_taps = _axis_taps(in_cols.ravel(), width, order, mode)
 
-    work_dtype = np.float64 if planes.dtype == np.float64 else np.float32
+    # float32 holds uint8/16, int8/16 and float16/32 exactly; wider dtypes
+    # (int32, float64) are summed in float64, as SciPy sums everything.
+    work_dtype = (
+        np.float32 if np.can_cast(planes.dtype, np.float32) else np.float64
+    )
     # One cast up front: products of matching dtypes run without buffering.
     flat = planes.reshape(height * width, count).astype(work_dtype)
     total = np.zeros((height * width, count), work_dtype)

@@ -124,6 +124,19 @@ def test_output_dtype_rounds_and_saturates_like_scipy():
     assert got.dtype == np.uint8
 
 
+def test_wide_integers_are_summed_in_float64():
+    # 2**30 + 1 is not a float32; a float32 sum would lose the 1.
+    planes = np.full((4, 4, 2), 2**30 + 1, np.int32)
+    planes[0, 0] = 2**30 + 3
+    half_pixel = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.0], [0, 0, 1]])
+    got = affine_resample(planes, half_pixel, mode="nearest")
+    np.testing.assert_array_equal(
+        got[..., 0],
+        scipy_per_plane(planes, half_pixel, 1, "nearest", 0.0)[..., 0],
+    )
+    assert got[0, 0, 0] == 2**30 + 2
+
+
 def test_identity_returns_the_planes():
     planes = random_planes((9, 7, 3), "uint8")
     for order in (0, 1):
