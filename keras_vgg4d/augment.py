@@ -25,6 +25,10 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _range_argument(
     name,
     value,
@@ -280,9 +284,7 @@ class ScipyAugment(keras.layers.Layer):
             )
         self.flip = flip
         if median_size is not None and (
-            not isinstance(median_size, numbers.Integral)
-            or isinstance(median_size, bool)
-            or median_size < 1
+            not _is_integer(median_size) or median_size < 1
         ):
             raise ValueError(
                 "ScipyAugment expects `median_size` to be an integer >= 1 or "
@@ -315,11 +317,7 @@ class ScipyAugment(keras.layers.Layer):
             )
         self.noise = None if noise is None else float(noise)
         self.probability = _probabilities(probability)
-        if (
-            not isinstance(order, numbers.Integral)
-            or isinstance(order, bool)
-            or not 0 <= order <= 5
-        ):
+        if not _is_integer(order) or not 0 <= order <= 5:
             raise ValueError(
                 "ScipyAugment expects `order` (the spline interpolation "
                 f"order) to be an integer from 0 to 5; received order={order!r}"
@@ -347,11 +345,7 @@ class ScipyAugment(keras.layers.Layer):
                 f"with low < high; received value_range={value_range!r}"
             )
         self.per_frame = bool(per_frame)
-        if seed is not None and (
-            not isinstance(seed, numbers.Integral)
-            or isinstance(seed, bool)
-            or seed < 0
-        ):
+        if seed is not None and (not _is_integer(seed) or seed < 0):
             raise ValueError(
                 "ScipyAugment expects `seed` to be an integer >= 0 or None; "
                 f"received seed={seed!r}"

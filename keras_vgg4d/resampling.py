@@ -17,6 +17,8 @@ them, plane by plane.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy import ndimage
 
@@ -92,11 +94,21 @@ def _extend_taps(taps: np.ndarray, size: int, mode: str):
     return np.where(folded >= size, 2 * size - 2 - folded, folded), None
 
 
-def _axis_taps(coordinates, size, order, mode):
-    """Per output pixel, along one axis: `order + 1` input indices, their
-    weights, a mask per tap of those reading `cval`, and a mask of pixels
-    that are `cval` altogether."""
-    mapped, pixel_cval = _map_into_input(coordinates, size, mode)
+class _AxisTaps(NamedTuple):
+    """The taps of every output pixel along one axis."""
+
+    indices: list  # `order + 1` arrays of input indices
+    weights: tuple  # their weights
+    reads_cval: list  # per tap: mask of pixels it reads `cval` for, or None
+    is_cval: np.ndarray  # pixels that are `cval` altogether
+
+    def taps(self):
+        """`(indices, weights, reads_cval)` of each tap."""
+        return zip(self.indices, self.weights, self.reads_cval)
+
+
+def _axis_taps(coordinates, size, order, mode) -> _AxisTaps:
+    mapped, is_cval = _map_into_input(coordinates, size, mode)
     if order == 0:
         first = np.floor(mapped + 0.5).astype(np.intp)
         offsets, weights = (0,), (np.ones_like(mapped),)
@@ -104,12 +116,13 @@ def _axis_taps(coordinates, size, order, mode):
         first = np.floor(mapped).astype(np.intp)
         fraction = mapped - first
         offsets, weights = (0, 1), (1.0 - fraction, fraction)
-    indices, tap_cval = [], []
-    for offset in offsets:
-        index, reads_cval = _extend_taps(first + offset, size, mode)
-        indices.append(index)
-        tap_cval.append(reads_cval)
-    return indices, weights, tap_cval, pixel_cval
+    extended = [_extend_taps(first + offset, size, mode) for offset in offsets]
+    return _AxisTaps(
+        indices=[index for index, _ in extended],
+        weights=weights,
+        reads_cval=[reads_cval for _, reads_cval in extended],
+        is_cval=is_cval,
+    )
 
 
 def _scipy_per_plane(planes, matrix, order, mode, cval, output_dtype):
@@ -216,14 +229,12 @@ def affine_resample(
     total = np.zeros((height * width, count), work_dtype)
     term = np.empty((height * width, count), work_dtype)
     cval_weight = np.zeros(height * width, np.float64)
-    for r_index, r_weight, r_cval in zip(*row_taps[:3]):
-        for c_index, c_weight, c_cval in zip(*col_taps[:3]):
+    for r_index, r_weight, r_cval in row_taps.taps():
+        for c_index, c_weight, c_cval in col_taps.taps():
             weight = r_weight * c_weight
-            if r_cval is not None or c_cval is not None:
-                reads_cval = np.zeros(weight.shape, bool)
-                for mask in (r_cval, c_cval):
-                    if mask is not None:
-                        reads_cval |= mask
+            masks = [mask for mask in (r_cval, c_cval) if mask is not None]
+            if masks:
+                reads_cval = np.logical_or.reduce(masks)
                 cval_weight += np.where(reads_cval, weight, 0.0)
                 weight = np.where(reads_cval, 0.0, weight)
             np.take(flat, r_index * width + c_index, axis=0, out=term,
@@ -232,7 +243,7 @@ def affine_resample(
             total += term
     if cval and cval_weight.any():
         total += (cval_weight * cval).astype(work_dtype)[:, None]
-    pixel_cval = row_taps[3] | col_taps[3]
-    if pixel_cval.any():
-        total[pixel_cval] = cval
+    is_cval = row_taps.is_cval | col_taps.is_cval
+    if is_cval.any():
+        total[is_cval] = cval
     return _cast_like_scipy(total, output_dtype).reshape(height, width, count)
