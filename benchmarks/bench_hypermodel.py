@@ -73,7 +73,7 @@ def main():
         with tempfile.TemporaryDirectory() as directory:
             start = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "tuning.search", "--quiet",
+                [sys.executable, "-m", "keras_vgg4d.tuning.search", "--quiet",
                  "--directory", directory],
                 check=True, stdout=subprocess.DEVNULL,
             )

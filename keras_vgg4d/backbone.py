@@ -8,15 +8,18 @@ from keras import ops
 
 from keras_vgg4d.frame_fold import FrameFold
 from keras_vgg4d.frame_fold import validate_frame_chunk
-from keras_vgg4d.layout import to_time_major_shape
 from keras_vgg4d.layout import validate_time_axis
+from keras_vgg4d.validation import MIN_FRAME_SIZE  # noqa: F401 (public name)
+from keras_vgg4d.validation import check_bool
+from keras_vgg4d.validation import check_choice
+from keras_vgg4d.validation import check_clip_shape
+from keras_vgg4d.validation import check_integer
 from keras_vgg4d.preprocessing import VGGPreprocessing
 from keras_vgg4d.weights import load_vgg19_notop_weights
 from keras_vgg4d.weights import resolve_weights
 
 # (filters, convolutions) of each block, as in keras.applications.VGG19.
 VGG19_BLOCKS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
-MIN_FRAME_SIZE = 32
 POOLINGS = (None, "avg", "max")
 
 
@@ -83,6 +86,13 @@ def vgg19_frame_model(
             data_format="channels_last", dtype=dtype, name="max_pool"
         )(x)
     return keras.Model(inputs, x, name="vgg19", dtype=dtype)
+
+
+def check_trainable_blocks(owner: str, trainable_blocks) -> int:
+    """Returns `trainable_blocks` if it is an integer from 0 to 5."""
+    return check_integer(
+        owner, "trainable_blocks", trainable_blocks, 0, len(VGG19_BLOCKS)
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_vgg4d")
@@ -171,25 +181,9 @@ class TemporalVGG19(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        num_blocks = len(VGG19_BLOCKS)
-        if isinstance(trainable_blocks, bool) or not isinstance(
-            trainable_blocks, int
-        ) or not 0 <= trainable_blocks <= num_blocks:
-            raise ValueError(
-                "TemporalVGG19 expects `trainable_blocks` to be an integer "
-                f"from 0 (all frozen) to {num_blocks} (all trainable), "
-                f"received trainable_blocks={trainable_blocks!r}"
-            )
-        if pooling not in POOLINGS:
-            raise ValueError(
-                "TemporalVGG19 expects `pooling` to be None, 'avg' or 'max', "
-                f"received pooling={pooling!r}"
-            )
-        if not isinstance(preprocess, bool):
-            raise ValueError(
-                "TemporalVGG19 expects `preprocess` to be True or False, "
-                f"received preprocess={preprocess!r}"
-            )
+        trainable_blocks = check_trainable_blocks("TemporalVGG19", trainable_blocks)
+        check_choice("TemporalVGG19", "pooling", pooling, POOLINGS)
+        preprocess = check_bool("TemporalVGG19", "preprocess", preprocess)
         validate_frame_chunk(frame_chunk, "TemporalVGG19")
         # Fails early: a missing file, or "imagenet" that cannot be fetched.
         self._weights_path = resolve_weights(weights)
@@ -204,31 +198,13 @@ class TemporalVGG19(keras.layers.Layer):
 
     def _clip_shape(self, input_shape):
         """Validates `input_shape`; returns it time-major."""
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 5:
-            raise ValueError(
-                "TemporalVGG19 expects clips of rank 5, (batch, time, height, "
-                "width, channels) with time_axis=1 or (batch, height, width, "
-                f"channels, time) with time_axis=-1; received input shape "
-                f"{input_shape} with time_axis={self.time_axis}"
-            )
-        shape = to_time_major_shape(input_shape, self.time_axis)
-        height, width, channels = shape[2:]
-        if any(
-            size is None or size < MIN_FRAME_SIZE for size in (height, width)
-        ):
-            raise ValueError(
-                f"TemporalVGG19 expects frames of at least {MIN_FRAME_SIZE}x"
-                f"{MIN_FRAME_SIZE} (known height and width), received input "
-                f"shape {input_shape} with time_axis={self.time_axis}"
-            )
-        if channels is None or channels < 1:
-            raise ValueError(
-                "TemporalVGG19 expects a known channel count of at least 1, "
-                f"received input shape {input_shape} with "
-                f"time_axis={self.time_axis}"
-            )
-        return shape
+        return check_clip_shape(
+            "The input of TemporalVGG19",
+            input_shape,
+            self.time_axis,
+            known_frame_size=True,
+            allow_empty=True,
+        )
 
     def build(self, input_shape):
         channels = self._clip_shape(input_shape)[-1]

@@ -6,11 +6,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import weakref
 
 import keras
 import numpy as np
-
-from keras_vgg4d.layout import to_time_major
 
 
 @dataclasses.dataclass
@@ -49,17 +48,34 @@ class CachedFeatures:
         return part(slice(0, cut)), part(slice(cut, None))
 
 
-def _is_dataset(x) -> bool:
+def is_dataset(x) -> bool:
+    """Whether `x` is a `tf.data.Dataset` (or quacks like one)."""
     return hasattr(x, "element_spec")
+
+
+def _backbone_key(model) -> str:
+    """What, besides the data, decides a model's features and masks."""
+    return json.dumps(
+        [model.backbone.get_config(), model.time_axis, model.mask_padded_frames],
+        sort_keys=True,
+        default=str,
+    )
+
+
+def _array_key(x: np.ndarray) -> str:
+    digest = hashlib.blake2b(np.ascontiguousarray(x).data, digest_size=16)
+    digest.update(str((x.shape, x.dtype)).encode())
+    return digest.hexdigest()
 
 
 class FeatureCache:
     """Computes a classifier's backbone features once per data set.
 
-    Entries are keyed by the data (a digest of an array's bytes, or the
-    identity of a `tf.data.Dataset`) and by the backbone's config. The
-    caller guarantees that every model it asks about holds the same backbone
-    weights (`VGG4DHyperModel` does).
+    An array's entries are keyed by a digest of its bytes, a dataset's by
+    the dataset object itself (held weakly: an entry lives as long as the
+    dataset does), and both by the backbone's config. The caller guarantees
+    that every model it asks about holds the same backbone weights
+    (`VGG4DHyperModel` does).
 
     Args:
         directory: Where features larger than `memory_limit_bytes` are kept
@@ -70,45 +86,33 @@ class FeatureCache:
     def __init__(self, directory: str | None = None, memory_limit_bytes: int = 2**30):
         self.directory = directory
         self.memory_limit_bytes = memory_limit_bytes
-        self._entries = {}
-        self._datasets = []  # keeps datasets alive, so their ids stay unique
+        self._arrays = {}
+        self._datasets = weakref.WeakKeyDictionary()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._arrays) + sum(map(len, self._datasets.values()))
 
     def get(self, model, x, y=None, batch_size=None, verbose="auto"):
-        """The `CachedFeatures` of clips `x` (and labels `y`) for `model`."""
-        backbone_key = json.dumps(
-            [model.backbone.get_config(), model.time_axis, model.mask_padded_frames],
-            sort_keys=True,
-            default=str,
-        )
-        if _is_dataset(x):
-            key = ("dataset", id(x), backbone_key)
-            if key not in self._entries:
-                self._datasets.append(x)
-                self._entries[key] = self._from_dataset(model, x, verbose)
-            return self._entries[key]
+        """The `CachedFeatures` of clips `x` (and labels `y`) for `model`.
+
+        `model` is a built `VGG4DClassifier`; its `feature_extractor` gives
+        the features.
+        """
+        backbone_key = _backbone_key(model)
+        if is_dataset(x):
+            entries = self._datasets.setdefault(x, {})
+            if backbone_key not in entries:
+                entries[backbone_key] = self._from_dataset(model, x, verbose)
+            return entries[backbone_key]
         x = np.asarray(x)
-        digest = hashlib.blake2b(np.ascontiguousarray(x).data, digest_size=16)
-        digest.update(str((x.shape, x.dtype)).encode())
-        key = ("array", digest.hexdigest(), backbone_key)
-        if key not in self._entries:
-            self._entries[key] = self._from_array(
+        key = (_array_key(x), backbone_key)
+        if key not in self._arrays:
+            self._arrays[key] = self._from_array(
                 model, x, batch_size or 32, key, verbose
             )
-        features, mask = self._entries[key]
+        features, mask = self._arrays[key]
         labels = None if y is None else np.asarray(y)
         return CachedFeatures(features, mask, labels, batch_size)
-
-    def _extractor(self, model, clip_shape, dtype):
-        clips = keras.Input(clip_shape, dtype=dtype)
-        time_major = to_time_major(clips, model.time_axis)
-        features = model.backbone(time_major, training=False)
-        mask = model.frame_mask(time_major)
-        if mask is None:
-            mask = keras.ops.ones(keras.ops.shape(time_major)[:2], "bool")
-        return keras.Model(clips, [features, mask], name="feature_extractor")
 
     def _allocate(self, key, shape, dtype):
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
@@ -120,7 +124,7 @@ class FeatureCache:
         return np.lib.format.open_memmap(path, "w+", dtype, shape)
 
     def _from_array(self, model, x, batch_size, key, verbose):
-        extractor = self._extractor(model, x.shape[1:], x.dtype)
+        extractor = model.feature_extractor(x.shape[1:], x.dtype)
         n = len(x)
         features = masks = None
         progress = keras.utils.Progbar(n, verbose=0 if verbose == 0 else 1,
@@ -148,7 +152,7 @@ class FeatureCache:
         for element in dataset:
             clips, batch_labels = element[0], element[1]
             if extractor is None:
-                extractor = self._extractor(model, clips.shape[1:], clips.dtype)
+                extractor = model.feature_extractor(clips.shape[1:], clips.dtype)
                 batch_size = int(clips.shape[0])
             batch_features, batch_mask = extractor.predict_on_batch(clips)
             features.append(batch_features)
@@ -166,15 +170,18 @@ class FeatureCache:
 
 
 class OnWholeModel(keras.callbacks.Callback):
-    """Runs `callback` as if it were watching `model`, whatever is trained.
+    """Runs `callback` on the whole classifier while its head model trains.
 
-    When a search trains only the head on cached features, the tuner's own
-    callbacks (its best-epoch checkpoint among them) must still see the whole
-    classifier, so that what they save and restore is a whole model.
+    When a search trains only the head on cached features, callbacks must
+    still see the whole classifier, so that what they save and restore is a
+    whole model. The head model shares the classifier's head layers, and the
+    classifier is given the head model's optimizer, so a callback that
+    changes the learning rate changes the one that trains; and a callback
+    that stops training (`EarlyStopping`, `TerminateOnNaN`, ...) stops it.
 
     Args:
         callback: A `keras.callbacks.Callback`.
-        model: The model the callback should see.
+        model: The whole classifier the callback should see.
     """
 
     def __init__(self, callback, model):
@@ -184,24 +191,45 @@ class OnWholeModel(keras.callbacks.Callback):
 
     def set_model(self, model):
         super().set_model(model)
+        self.whole_model.optimizer = model.optimizer
+        self.whole_model.stop_training = False
         self.callback.set_model(self.whole_model)
 
     def set_params(self, params):
         super().set_params(params)
         self.callback.set_params(params)
 
+    def _forward(self, hook, *args):
+        getattr(self.callback, hook)(*args)
+        if self.whole_model.stop_training:
+            self.model.stop_training = True
 
-def _forward(hook):
-    def method(self, *args, **kwargs):
-        return getattr(self.callback, hook)(*args, **kwargs)
+    def on_train_begin(self, logs=None):
+        self._forward("on_train_begin", logs)
 
-    method.__name__ = hook
-    return method
+    def on_train_end(self, logs=None):
+        self._forward("on_train_end", logs)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._forward("on_epoch_begin", epoch, logs)
 
-for _hook in [
-    name
-    for name in dir(keras.callbacks.Callback)
-    if name.startswith("on_")
-]:
-    setattr(OnWholeModel, _hook, _forward(_hook))
+    def on_epoch_end(self, epoch, logs=None):
+        self._forward("on_epoch_end", epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._forward("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._forward("on_train_batch_end", batch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._forward("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._forward("on_test_end", logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._forward("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._forward("on_test_batch_end", batch, logs)

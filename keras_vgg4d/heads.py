@@ -15,29 +15,10 @@ from keras import ops
 
 from keras_vgg4d.masking import masked_mean_over_time
 from keras_vgg4d.masking import spatial_pool
-
-
-def _check_choice(owner, name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"{owner} expects `{name}` to be one of {list(choices)}, "
-            f"received: {name}={value!r}"
-        )
-
-
-def _check_count(owner, name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"{owner} expects `{name}` to be an integer >= {minimum}, "
-            f"received: {name}={value!r}"
-        )
-
-
-def _check_rate(owner, name, value):
-    if isinstance(value, bool) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(
-            f"{owner} expects `{name}` in [0, 1), received: {name}={value!r}"
-        )
+from keras_vgg4d.validation import check_bool
+from keras_vgg4d.validation import check_choice
+from keras_vgg4d.validation import check_integer
+from keras_vgg4d.validation import check_rate
 
 
 class TemporalHead(keras.layers.Layer):
@@ -68,12 +49,9 @@ class TemporalHead(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         owner = type(self).__name__
-        _check_count(owner, "num_classes", num_classes, minimum=2)
-        _check_rate(owner, "dropout", dropout)
-        _check_choice(owner, "normalize", normalize, (True, False))
-        self.num_classes = num_classes
-        self.dropout = float(dropout)
-        self.normalize = bool(normalize)
+        self.num_classes = check_integer(owner, "num_classes", num_classes, 2)
+        self.dropout = check_rate(owner, "dropout", dropout)
+        self.normalize = check_bool(owner, "normalize", normalize)
         self.supports_masking = True
         self.normalization = (
             keras.layers.BatchNormalization(
@@ -192,8 +170,8 @@ class FramewiseHead(TemporalHead):
         super().__init__(
             num_classes, dropout=dropout, normalize=normalize, **kwargs
         )
-        _check_count("FramewiseHead", "units", units, minimum=0)
-        _check_choice("FramewiseHead", "pooling", pooling, ("avg", "max"))
+        units = check_integer("FramewiseHead", "units", units, 0)
+        check_choice("FramewiseHead", "pooling", pooling, ("avg", "max"))
         self.units = units
         self.pooling = pooling
         self.hidden = (
@@ -288,11 +266,11 @@ class Conv3DHead(TemporalHead):
             num_classes, dropout=dropout, normalize=normalize, **kwargs
         )
         owner = "Conv3DHead"
-        _check_count(owner, "filters", filters)
-        _check_count(owner, "temporal_kernel", temporal_kernel)
-        _check_count(owner, "spatial_kernel", spatial_kernel)
-        _check_count(owner, "num_layers", num_layers)
-        _check_choice(owner, "pooling", pooling, ("avg", "max"))
+        filters = check_integer(owner, "filters", filters, 1)
+        temporal_kernel = check_integer(owner, "temporal_kernel", temporal_kernel, 1)
+        spatial_kernel = check_integer(owner, "spatial_kernel", spatial_kernel, 1)
+        num_layers = check_integer(owner, "num_layers", num_layers, 1)
+        check_choice(owner, "pooling", pooling, ("avg", "max"))
         self.filters = filters
         self.temporal_kernel = temporal_kernel
         self.spatial_kernel = spatial_kernel
@@ -407,10 +385,10 @@ class LSTMHead(TemporalHead):
             num_classes, dropout=dropout, normalize=normalize, **kwargs
         )
         owner = "LSTMHead"
-        _check_count(owner, "units", units)
-        _check_count(owner, "num_layers", num_layers)
-        _check_choice(owner, "pooling", pooling, ("avg", "max"))
-        _check_choice(owner, "bidirectional", bidirectional, (True, False))
+        units = check_integer(owner, "units", units, 1)
+        num_layers = check_integer(owner, "num_layers", num_layers, 1)
+        check_choice(owner, "pooling", pooling, ("avg", "max"))
+        bidirectional = check_bool(owner, "bidirectional", bidirectional)
         self.units = units
         self.num_layers = num_layers
         self.bidirectional = bool(bidirectional)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import keras
 import keras_tuner
 
+import warnings
+
+from keras_vgg4d.backbone import check_trainable_blocks
 from keras_vgg4d.feature_cache import FeatureCache
 from keras_vgg4d.feature_cache import OnWholeModel
+from keras_vgg4d.feature_cache import is_dataset
 from keras_vgg4d.heads import HEADS
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.model import VGG4DClassifier
 from keras_vgg4d.validation import check_arrays
+from keras_vgg4d.validation import check_bool
 from keras_vgg4d.validation import check_clip_shape
+from keras_vgg4d.validation import check_num_classes
 
 
 class VGG4DHyperModel(keras_tuner.HyperModel):
@@ -52,6 +58,8 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             in memory.
         memory_limit_bytes: Features above this size go to
             `feature_cache_dir`.
+        mask_padded_frames: Whether all-zero (padded) frames are masked out
+            of the heads; see `VGG4DClassifier`.
         **kwargs: `name` and `tunable`, passed to `keras_tuner.HyperModel`.
 
     Example:
@@ -78,30 +86,46 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         time_axis: int = 1,
         feature_cache_dir: str | None = None,
         memory_limit_bytes: int = 2**30,
+        mask_padded_frames: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
-                or num_classes < 2:
-            raise ValueError(
-                "VGG4DHyperModel expects `num_classes` to be an integer >= 2, "
-                f"received: num_classes={num_classes!r}"
-            )
-        input_shape = tuple(input_shape)
+        owner = "VGG4DHyperModel"
+        self.num_classes = check_num_classes(owner, num_classes)
+        self.time_axis = validate_time_axis(time_axis)
+        self.input_shape = tuple(input_shape)
+        self.input_channels = self._check_input_shape(self.input_shape)
+        self.heads = self._check_heads(heads)
+        self.weights = weights
+        self.trainable_blocks = check_trainable_blocks(owner, trainable_blocks)
+        self.augment = augment
+        self.cache_features = check_bool(owner, "cache_features", cache_features)
+        self.mask_padded_frames = check_bool(
+            owner, "mask_padded_frames", mask_padded_frames
+        )
+        self.feature_cache = FeatureCache(feature_cache_dir, memory_limit_bytes)
+        # The backbone's weights, taken from the first model built and given
+        # to every later one, so all trials share the backbone the cached
+        # features come from (and the file or download is read once).
+        self._backbone_weights = None
+
+    def _check_input_shape(self, input_shape) -> int:
+        """Validates the shape of one clip; returns its channel count."""
         if len(input_shape) != 4:
             raise ValueError(
                 "VGG4DHyperModel expects `input_shape` of one clip without the "
                 "batch axis, (time, height, width, channels), received: "
                 f"input_shape={input_shape}"
             )
-        time_axis = validate_time_axis(time_axis)
-        # The shape of a batch of one clip: frames, channels, layout.
         time_major = check_clip_shape(
             f"VGG4DHyperModel's input_shape={input_shape}",
             (1, *input_shape),
-            time_axis,
+            self.time_axis,
         )
-        self.input_channels = time_major[-1]
+        return time_major[-1]
+
+    @staticmethod
+    def _check_heads(heads) -> tuple[str, ...]:
         heads = (heads,) if isinstance(heads, str) else tuple(heads)
         unknown = [h for h in heads if h not in HEADS]
         if not heads or unknown or len(set(heads)) != len(heads):
@@ -109,24 +133,7 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
                 "VGG4DHyperModel expects `heads` to be distinct names from "
                 f"{sorted(HEADS)}, received: heads={heads!r}"
             )
-        if trainable_blocks not in range(6):
-            raise ValueError(
-                "VGG4DHyperModel expects `trainable_blocks` in 0..5, "
-                f"received: trainable_blocks={trainable_blocks!r}"
-            )
-        self.num_classes = num_classes
-        self.input_shape = input_shape
-        self.heads = heads
-        self.weights = weights
-        self.trainable_blocks = trainable_blocks
-        self.augment = augment
-        self.cache_features = bool(cache_features)
-        self.time_axis = validate_time_axis(time_axis)
-        self.feature_cache = FeatureCache(feature_cache_dir, memory_limit_bytes)
-        # The backbone's weights, taken from the first model built and given
-        # to every later one, so all trials share the backbone the cached
-        # features come from (and the file or download is read once).
-        self._backbone_weights = None
+        return heads
 
     @property
     def uses_feature_cache(self) -> bool:
@@ -142,26 +149,16 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
 
         Override it to change a head's search space. Called once per head
         in `heads`, inside `hp.conditional_scope("temporal_head", [name])`.
+        The keys of the returned dict are the head's arguments (see
+        `FramewiseHead`, `Conv3DHead`, `LSTMHead`).
         """
-        if name == "framewise":
-            return {
-                "units": hp.Choice("framewise_units", [0, 64, 256], default=0),
-                "pooling": hp.Choice(
-                    "framewise_pooling", ["avg", "max"], default="avg"
-                ),
-            }
-        if name == "conv3d":
-            return {
-                "filters": hp.Choice("conv3d_filters", [32, 64, 128], default=64),
-                "temporal_kernel": hp.Choice(
-                    "conv3d_temporal_kernel", [2, 3], default=3
-                ),
-                "num_layers": hp.Int("conv3d_num_layers", 1, 2, default=1),
-            }
-        return {
-            "units": hp.Choice("lstm_units", [32, 64, 128], default=64),
-            "bidirectional": hp.Boolean("lstm_bidirectional", default=False),
-        }
+        if name not in HEAD_SEARCH_SPACES:
+            raise ValueError(
+                f"VGG4DHyperModel has no search space for the head {name!r}; "
+                f"it has spaces for {sorted(HEAD_SEARCH_SPACES)}. Override "
+                "`declare_head_hyperparameters` to add one."
+            )
+        return HEAD_SEARCH_SPACES[name](hp)
 
     def build(self, hp):
         head = hp.Choice("temporal_head", list(self.heads), default=self.heads[0])
@@ -171,7 +168,7 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
                 options = self.declare_head_hyperparameters(hp, name)
             if name == head:
                 head_options = options
-        # The learning rate is read back in `_compile`, where it is used.
+        # The learning rate is read back in `compile_model`, where it is used.
         hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
         dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.0)
 
@@ -187,25 +184,54 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             dropout=dropout,
             time_axis=self.time_axis,
             head_options=head_options,
+            mask_padded_frames=self.mask_padded_frames,
         )
         model.build((None, *self.input_shape))
         if self._backbone_weights is None:
             self._backbone_weights = model.backbone.get_weights()
         else:
             model.backbone.set_weights(self._backbone_weights)
-        self._compile(model, hp)
+        self._compile_trial(model, hp)
         return model
 
-    def _compile(self, model: keras.Model, hp) -> None:
-        """Compiles `model` (a classifier or its head model) for `hp`."""
+    def compile_model(self, model: keras.Model, hp) -> None:
+        """Compiles `model` (a classifier or its head model) for `hp`.
+
+        Override it to change the optimizer, loss or metrics of every
+        trial; it is called on each trial's classifier, and on its head
+        model when the trial trains on cached features.
+        """
         model.compile(
             optimizer=keras.optimizers.Adam(hp.get("learning_rate")),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
 
+    def _compile(self, model: keras.Model, hp) -> None:
+        """Deprecated: override `compile_model` instead."""
+        self.compile_model(model, hp)
+
+    def _compile_trial(self, model: keras.Model, hp) -> None:
+        # Subclasses written for 0.1 overrode the private `_compile`.
+        if type(self)._compile is not VGG4DHyperModel._compile:
+            warnings.warn(
+                "Overriding `VGG4DHyperModel._compile` is deprecated; "
+                "override `compile_model(model, hp)` instead.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self._compile(model, hp)
+        else:
+            self.compile_model(model, hp)
+
     def fit(self, hp, model, x=None, y=None, validation_data=None, **kwargs):
-        """Trains `model`; on cached features when the cache applies."""
+        """Trains `model`; on cached features when the cache applies.
+
+        With the cache, the head trains on the backbone's features of the
+        same clips, in the same batches, validated on the same clips, as
+        `model.fit(x, y, validation_data=..., **kwargs)` would train it;
+        callbacks see the whole classifier.
+        """
         if not self.uses_feature_cache:
             # The classifier checks NumPy data itself.
             return model.fit(x, y, validation_data=validation_data, **kwargs)
@@ -218,34 +244,18 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             num_classes=self.num_classes,
             validation_data=validation_data,
         )
-        verbose = kwargs.get("verbose", "auto")
-        batch_size = kwargs.pop("batch_size", None)
-        validation_split = kwargs.pop("validation_split", 0.0)
-        train = self.feature_cache.get(model, x, y, batch_size, verbose)
-        batch_size = batch_size or train.batch_size or 32
-        validation = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(
-                validation_data
-            ) == 1 or hasattr(validation_data, "element_spec"):
-                val_x, val_y = validation_data, None
-            else:
-                val_x, val_y = validation_data[0], validation_data[1]
-            validation = self.feature_cache.get(
-                model, val_x, val_y, batch_size, verbose
-            )
-        elif validation_split:
-            train, validation = train.split(validation_split)
-
+        train, validation = self._cached_features(
+            model, x, y, validation_data, kwargs
+        )
         head_model = model.head_model()
-        self._compile(head_model, hp)
+        self._compile_trial(head_model, hp)
         kwargs["callbacks"] = [
             OnWholeModel(callback, model) for callback in kwargs.get("callbacks") or []
         ]
+        kwargs["batch_size"] = kwargs.get("batch_size") or train.batch_size or 32
         return head_model.fit(
             train.inputs,
             train.labels,
-            batch_size=batch_size,
             validation_data=(
                 None
                 if validation is None
@@ -253,3 +263,72 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             ),
             **kwargs,
         )
+
+    def _cached_features(self, model, x, y, validation_data, kwargs):
+        """The cached training and validation features of a `fit` call.
+
+        Takes `validation_split` out of `kwargs` and applies it as Keras'
+        `fit` does: the last fraction of the clips, arrays only.
+        """
+        verbose = kwargs.get("verbose", "auto")
+        batch_size = kwargs.get("batch_size")
+        validation_split = kwargs.pop("validation_split", 0.0)
+        if validation_split and is_dataset(x):
+            raise ValueError(
+                "`validation_split` is only supported for NumPy arrays, as in "
+                "Keras' `fit`; with a dataset, pass `validation_data`."
+            )
+        train = self.feature_cache.get(model, x, y, batch_size, verbose)
+        if validation_data is not None:
+            val_x, val_y = _unpack_validation_data(validation_data)
+            validation = self.feature_cache.get(
+                model, val_x, val_y, batch_size, verbose
+            )
+            return train, validation
+        if validation_split:
+            return train.split(validation_split)
+        return train, None
+
+
+def _unpack_validation_data(validation_data):
+    """`(clips, labels)` of `validation_data`; labels `None` for a dataset."""
+    if is_dataset(validation_data):
+        return validation_data, None
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
+        return validation_data[0], validation_data[1]
+    raise ValueError(
+        "VGG4DHyperModel.fit expects `validation_data` to be a dataset or a "
+        "tuple `(x_val, y_val)`, received: "
+        f"{type(validation_data).__name__} of length "
+        f"{len(validation_data) if hasattr(validation_data, '__len__') else '?'}"
+    )
+
+
+def _framewise_space(hp) -> dict:
+    return {
+        "units": hp.Choice("framewise_units", [0, 64, 256], default=0),
+        "pooling": hp.Choice("framewise_pooling", ["avg", "max"], default="avg"),
+    }
+
+
+def _conv3d_space(hp) -> dict:
+    return {
+        "filters": hp.Choice("conv3d_filters", [32, 64, 128], default=64),
+        "temporal_kernel": hp.Choice("conv3d_temporal_kernel", [2, 3], default=3),
+        "num_layers": hp.Int("conv3d_num_layers", 1, 2, default=1),
+    }
+
+
+def _lstm_space(hp) -> dict:
+    return {
+        "units": hp.Choice("lstm_units", [32, 64, 128], default=64),
+        "bidirectional": hp.Boolean("lstm_bidirectional", default=False),
+    }
+
+
+# Each head's hyperparameters: a function of `hp` returning the head's options.
+HEAD_SEARCH_SPACES = {
+    "framewise": _framewise_space,
+    "conv3d": _conv3d_space,
+    "lstm": _lstm_space,
+}

@@ -12,15 +12,19 @@ from __future__ import annotations
 from keras import ops
 
 TIME_AXES = (1, -1)
+# How messages name the layout each `time_axis` stands for.
+LAYOUTS = {
+    1: "(batch, time, height, width, channels)",
+    -1: "(batch, height, width, channels, time)",
+}
 
 
 def validate_time_axis(time_axis: int) -> int:
     """Returns `time_axis` if it is `1` or `-1`, else raises `ValueError`."""
     if isinstance(time_axis, bool) or time_axis not in TIME_AXES:
         raise ValueError(
-            "`time_axis` must be 1 for (batch, time, height, width, channels) "
-            "or -1 for (batch, height, width, channels, time); received "
-            f"time_axis={time_axis!r}"
+            f"`time_axis` must be 1 for {LAYOUTS[1]} or -1 for {LAYOUTS[-1]}; "
+            f"received time_axis={time_axis!r}"
         )
     return int(time_axis)
 

@@ -11,7 +11,6 @@ from keras_vgg4d.backbone import TemporalVGG19
 from keras_vgg4d.heads import HEADS
 from keras_vgg4d.heads import get_head
 from keras_vgg4d.layout import to_time_major
-from keras_vgg4d.layout import to_time_major_shape
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.masking import nonzero_frames
 from keras_vgg4d.version import __version__
@@ -95,11 +94,12 @@ class VGG4DClassifier(keras.Model):
         num_classes = validation.check_num_classes(
             "VGG4DClassifier", num_classes
         )
-        if temporal_head not in HEADS:
-            raise ValueError(
-                f"Unknown temporal_head={temporal_head!r}; valid names: "
-                f"{sorted(HEADS)}"
-            )
+        validation.check_choice(
+            "VGG4DClassifier", "temporal_head", temporal_head, sorted(HEADS)
+        )
+        mask_padded_frames = validation.check_bool(
+            "VGG4DClassifier", "mask_padded_frames", mask_padded_frames
+        )
         head_options = dict(head_options or {})
         if "dropout" in head_options:
             raise ValueError(
@@ -128,7 +128,7 @@ class VGG4DClassifier(keras.Model):
         self.time_axis = validate_time_axis(time_axis)
         self.head_options = head_options
         self.frame_chunk = frame_chunk
-        self.mask_padded_frames = bool(mask_padded_frames)
+        self.mask_padded_frames = mask_padded_frames
         self.backbone = TemporalVGG19(
             weights=weights,
             trainable_blocks=trainable_blocks,
@@ -146,15 +146,12 @@ class VGG4DClassifier(keras.Model):
         )
 
     def _time_major_shape(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 5:
-            raise ValueError(
-                "VGG4DClassifier expects clips of rank 5, (batch, time, "
-                "height, width, channels) with time_axis=1 or (batch, height, "
-                "width, channels, time) with time_axis=-1; received input "
-                f"shape {input_shape} with time_axis={self.time_axis}"
-            )
-        return to_time_major_shape(input_shape, self.time_axis)
+        return validation.check_clip_shape(
+            "The input of VGG4DClassifier",
+            input_shape,
+            self.time_axis,
+            allow_empty=True,
+        )
 
     def build(self, input_shape):
         shape = self._time_major_shape(input_shape)
@@ -175,6 +172,23 @@ class VGG4DClassifier(keras.Model):
         `None` when `mask_padded_frames=False`.
         """
         return nonzero_frames(clips) if self.mask_padded_frames else None
+
+    def feature_extractor(self, clip_shape, dtype="float32") -> keras.Model:
+        """A functional model from raw clips to backbone features and mask.
+
+        It shares this model's backbone. Its input is clips of `clip_shape`
+        (one clip, laid out as `time_axis` says); its outputs are the
+        features `(batch, time, h, w, 512)` and the `(batch, time)` boolean
+        frame mask the head would get (all true when
+        `mask_padded_frames=False`). `head_model()` takes the two.
+        """
+        clips = keras.Input(tuple(clip_shape), dtype=dtype)
+        time_major = to_time_major(clips, self.time_axis)
+        features = self.backbone(time_major, training=False)
+        mask = self.frame_mask(time_major)
+        if mask is None:
+            mask = keras.ops.ones_like(time_major[:, :, 0, 0, 0], dtype="bool")
+        return keras.Model(clips, [features, mask], name="feature_extractor")
 
     def call(self, inputs, training=None):
         self._time_major_shape(inputs.shape)

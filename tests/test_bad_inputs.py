@@ -28,7 +28,7 @@ from keras_vgg4d.heads import LSTMHead
 from keras_vgg4d.heads import get_head
 from keras_vgg4d.hypermodel import VGG4DHyperModel
 from keras_vgg4d.model import VGG4DClassifier
-from tuning import search
+from keras_vgg4d.tuning import search
 
 CLIP = (3, 32, 32, 3)
 

@@ -152,7 +152,7 @@ def test_summary_names_backbone_and_head():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"temporal_head": "gru"}, r"'gru'.*conv3d.*framewise.*lstm"),
+        ({"temporal_head": "gru"}, r"temporal_head.*conv3d.*framewise.*lstm.*'gru'"),
         ({"head_options": {"filters": 4}}, r"filters"),
         ({"head_options": {"dropout": 0.1}}, r"dropout="),
         ({"time_axis": 2}, r"time_axis"),

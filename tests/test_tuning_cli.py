@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import keras
 
-from tuning import search
+from keras_vgg4d.tuning import search
 
 SMALL = ["--num-clips", "24", "--frames", "2", "--max-trials", "2",
          "--epochs", "2", "--batch-size", "6", "--quiet"]

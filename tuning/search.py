@@ -26,8 +26,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tuning.configs import DEFAULTS  # noqa: E402
-from tuning.configs import TUNERS  # noqa: E402
+from keras_vgg4d.tuning.configs import DEFAULTS  # noqa: E402
+from keras_vgg4d.tuning.configs import TUNERS  # noqa: E402
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
@@ -209,7 +209,7 @@ def run(args) -> int:
 
     from keras_vgg4d import ScipyAugment
     from keras_vgg4d import VGG4DHyperModel
-    from tuning.configs import make_tuner
+    from keras_vgg4d.tuning.configs import make_tuner
 
     keras.utils.set_random_seed(args.seed)
     verbose = 0 if args.quiet else 1

@@ -9,19 +9,9 @@ import zlib
 import numpy as np
 
 from keras_vgg4d.layout import validate_time_axis
-
-# How many bad indices an error message lists before "and N more".
-_MAX_LISTED = 10
-
-
-def list_some(items, limit: int = _MAX_LISTED) -> str:
-    """`items` joined by commas, at most `limit` of them, then a count."""
-    items = [str(item) for item in items]
-    text = ", ".join(items[:limit])
-    if len(items) > limit:
-        text += f" and {len(items) - limit} more"
-    return text
-
+from keras_vgg4d.validation import check_finite
+from keras_vgg4d.validation import list_some
+from keras_vgg4d.validation import validate_labels
 
 def load_arrays(
     x,
@@ -117,114 +107,6 @@ def _stack_clips(x) -> np.ndarray:
             "`load_folder`."
         )
     return clips
-
-
-def check_finite(clips: np.ndarray, names=None) -> None:
-    """Raises `ValueError` naming the clips that hold NaN or infinity.
-
-    Args:
-        clips: `(n, time, ...)` array.
-        names: Optional name of each clip (e.g. its file) for the message;
-            by default clips are named by index.
-    """
-    if not np.issubdtype(clips.dtype, np.floating):
-        return
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = clips.sum()
-    if np.isfinite(total):
-        # Fast path: a sum is finite only if every value is (barring an
-        # overflow, which the slow path below then checks exactly).
-        return
-    finite = np.isfinite(clips.reshape(len(clips), -1)).all(axis=1)
-    bad = np.flatnonzero(~finite)
-    if len(bad) == 0:
-        return
-    described = []
-    for i in bad[:_MAX_LISTED]:
-        values = clips[i].reshape(clips.shape[1], -1)
-        frame = int(np.argmin(np.isfinite(values).all(axis=1)))
-        kind = "NaN" if np.isnan(values).any() else "infinite values"
-        name = f"clip {i}" if names is None else str(names[i])
-        described.append(f"{name} ({kind}, first in frame {frame})")
-    more = len(bad) - len(described)
-    raise ValueError(
-        f"{len(bad)} clip(s) hold NaN or infinite values: "
-        + ", ".join(described)
-        + (f" and {more} more" if more else "")
-        + ". Fix or drop them before training (e.g. `np.nan_to_num`)."
-    )
-
-
-def validate_labels(y, num_clips: int, num_classes: int | None = None):
-    """Integer labels `(num_clips,)` as int32, else `ValueError` naming why.
-
-    Args:
-        y: Labels, one per clip.
-        num_clips: How many clips the labels must match.
-        num_classes: Optional; labels must then lie in `[0, num_classes)`.
-
-    Returns:
-        int32 array `(num_clips,)`.
-    """
-    labels = np.asarray(y)
-    if labels.ndim == 2 and labels.shape[1] > 1:
-        raise ValueError(
-            "Labels must be integer class indices of shape (n,); received "
-            f"shape {labels.shape}, which looks one-hot. Use "
-            "`np.argmax(y, axis=-1)`."
-        )
-    if labels.ndim == 2:
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise ValueError(
-            f"Labels must have shape (n,); received shape {labels.shape}."
-        )
-    if len(labels) != num_clips:
-        raise ValueError(
-            f"Expected one label a clip: {num_clips} clips but "
-            f"{len(labels)} labels."
-        )
-    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.number):
-        raise ValueError(
-            "Labels must be integers; received dtype "
-            f"{labels.dtype}. Map class names to indices first."
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        not_whole = np.flatnonzero(
-            ~np.isfinite(labels) | (labels != np.round(labels))
-        )
-        if len(not_whole):
-            listed = list_some(
-                f"{i} ({labels[i].item()!r})" for i in not_whole
-            )
-            raise ValueError(
-                f"Labels must be integers; label(s) at index {listed} are "
-                "not."
-            )
-    if num_classes is not None and (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, (int, np.integer))
-        or num_classes < 1
-    ):
-        raise ValueError(
-            "`num_classes` must be a positive integer or None; received "
-            f"num_classes={num_classes!r}."
-        )
-    high = np.inf if num_classes is None else num_classes
-    out_of_range = np.flatnonzero((labels < 0) | (labels >= high))
-    if len(out_of_range):
-        listed = list_some(
-            f"{i} ({labels[i].item()!r})" for i in out_of_range
-        )
-        expected = (
-            "non-negative" if num_classes is None
-            else f"in [0, {num_classes}) for num_classes={num_classes}"
-        )
-        raise ValueError(
-            f"Labels must be {expected}; label(s) at index {listed} are "
-            "out of range."
-        )
-    return labels.astype("int32")
 
 
 def load_npz(

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vgg4d.data.arrays import list_some
+from keras_vgg4d.validation import list_some
 from keras_vgg4d.layout import validate_time_axis
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

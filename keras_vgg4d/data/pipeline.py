@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vgg4d.data.arrays import load_arrays
-from keras_vgg4d.data.arrays import validate_labels
+from keras_vgg4d.validation import validate_labels
 
 
 def make_dataset(
