@@ -2,74 +2,43 @@
 
 from __future__ import annotations
 
-import numbers
+import dataclasses
+import functools
 import random
+from typing import Callable
+from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_vgg4d.layout import LAYOUTS
 from keras_vgg4d.layout import time_major_permutation
 from keras_vgg4d.layout import to_time_major
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.ndimage_ops import DRAW_FIELDS
+from keras_vgg4d.ndimage_ops import FLIP_MODES
 from keras_vgg4d.ndimage_ops import MODES
 from keras_vgg4d.ndimage_ops import TRANSFORMS
 from keras_vgg4d.ndimage_ops import TransformSettings
 from keras_vgg4d.ndimage_ops import augment_clips
+from keras_vgg4d.validation import check_choice
+from keras_vgg4d.validation import check_integer
+from keras_vgg4d.validation import is_number
 
-FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_integer(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+_OWNER = "ScipyAugment"
 
 
-def _range_argument(
-    name,
-    value,
-    *,
-    scalar,
-    lower=-np.inf,
-    upper=np.inf,
-    expects,
-):
-    """Validates a number-or-pair argument and returns a `(low, high)` pair.
-
-    `scalar(v)` turns a single number into its pair; `lower` and `upper`
-    bound the pair. The error quotes `expects`, the argument and the value.
-    """
-    if value is None:
-        return None
-    if _is_number(value):
-        pair = scalar(float(value))
-    elif (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(_is_number(v) for v in value)
-    ):
-        pair = (float(value[0]), float(value[1]))
-    else:
-        pair = None
-    if (
-        pair is None
-        or not np.all(np.isfinite(pair))
-        or pair[0] > pair[1]
-        or pair[0] < lower
-        or pair[1] > upper
-    ):
-        raise ValueError(
-            f"ScipyAugment expects `{name}` to be {expects}; received "
-            f"{name}={value!r}"
-        )
-    return pair
+def _invalid(name, value, expects: str) -> ValueError:
+    return ValueError(
+        f"{_OWNER} expects `{name}` to be {expects}, received: "
+        f"{name}={value!r}"
+    )
 
 
 def _symmetric(bound):
+    """`v -> (-v, v)` for `0 <= v <= bound`, else `None` (not allowed)."""
+
     def scalar(v):
         if v < 0 or v > bound:
             return None
@@ -78,36 +47,163 @@ def _symmetric(bound):
     return scalar
 
 
+def _pair_only(v):
+    """A single number is not allowed: the argument takes a pair."""
+    return None
+
+
+class _Range(NamedTuple):
+    """How a number-or-pair argument is read and bounded."""
+
+    scalar: Callable  # a single number -> its `(low, high)`, or None
+    expects: str  # for the message
+    lower: float = -np.inf
+    upper: float = np.inf
+    strict: bool = False  # low < high, not low <= high
+    optional: bool = True  # None turns the transform off
+
+
+_FRACTION = "a fraction in [0, 1] or a pair (low, high) in [-1, 1]"
+_RANGES = {
+    "rotation": _Range(
+        _symmetric(np.inf), "a number of degrees >= 0 or a pair (low, high)"
+    ),
+    "zoom": _Range(
+        _pair_only, "a pair of zoom factors (low, high) with 0 < low <= high",
+        lower=1e-6,
+    ),
+    "shift": _Range(_symmetric(1.0), _FRACTION, -1.0, 1.0),
+    "shear": _Range(
+        _symmetric(89.0),
+        "degrees in [0, 89] or a pair (low, high) in [-89, 89]", -89.0, 89.0,
+    ),
+    "gaussian_sigma": _Range(
+        lambda v: (v, v),
+        "a number >= 0 or a pair (low, high) of numbers >= 0", lower=0.0,
+    ),
+    "brightness": _Range(_symmetric(1.0), _FRACTION, -1.0, 1.0),
+    "contrast": _Range(
+        lambda v: (1.0 - v, 1.0 + v) if 0 <= v <= 1 else None,
+        "a number in [0, 1] or a pair of factors (low, high) >= 0", lower=0.0,
+    ),
+    "value_range": _Range(
+        _pair_only, "a pair (low, high) with low < high", strict=True,
+        optional=False,
+    ),
+}
+
+
+def _range_argument(name, value):
+    """Validates the number-or-pair argument `name` as `_RANGES` says and
+    returns its `(low, high)` pair, or `None` for `None` if allowed."""
+    spec = _RANGES[name]
+    if value is None and spec.optional:
+        return None
+    if is_number(value):
+        pair = spec.scalar(float(value))
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(is_number(v) for v in value)
+    ):
+        pair = (float(value[0]), float(value[1]))
+    else:
+        pair = None
+    if (
+        pair is None
+        or not np.all(np.isfinite(pair))
+        or pair[0] > pair[1]
+        or (spec.strict and pair[0] == pair[1])
+        or pair[0] < spec.lower
+        or pair[1] > spec.upper
+    ):
+        raise _invalid(name, value, spec.expects)
+    return pair
+
+
+def _number_argument(name, value, expects, valid=lambda v: True) -> float:
+    """`value` as a float if it is a number that `valid` accepts."""
+    if not is_number(value) or not valid(float(value)):
+        raise _invalid(name, value, expects)
+    return float(value)
+
+
 def _probabilities(probability) -> dict:
     """A probability for every transform, from one number or a dict."""
     expects = (
         "a number in [0, 1], or a dict mapping transform names "
         f"{list(TRANSFORMS)} to numbers in [0, 1]"
     )
-    if _is_number(probability):
+    if is_number(probability):
         values = dict.fromkeys(TRANSFORMS, float(probability))
     elif isinstance(probability, dict):
         unknown = sorted(set(probability) - set(TRANSFORMS))
         if unknown:
             raise ValueError(
-                f"ScipyAugment expects `probability` to be {expects}; received "
+                f"{_OWNER} expects `probability` to be {expects}, received: "
                 f"unknown transform names {unknown} in probability="
                 f"{probability!r}"
             )
         values = dict.fromkeys(TRANSFORMS, 1.0)
         for key, value in probability.items():
-            if not _is_number(value):
+            if not is_number(value):
                 values = None
                 break
             values[key] = float(value)
     else:
         values = None
     if values is None or not all(0.0 <= p <= 1.0 for p in values.values()):
-        raise ValueError(
-            f"ScipyAugment expects `probability` to be {expects}; received "
-            f"probability={probability!r}"
-        )
+        raise _invalid("probability", probability, expects)
     return values
+
+
+def _noise_argument(noise):
+    if noise is None:
+        return None
+    return _number_argument(
+        "noise", noise,
+        "a number >= 0 (a standard deviation as a fraction of value_range)",
+        lambda v: np.isfinite(v) and v >= 0,
+    )
+
+
+# The check of each transform argument: its value -> the validated setting.
+_CHECKS = {
+    **{name: functools.partial(_range_argument, name) for name in _RANGES},
+    "flip": lambda v: check_choice(_OWNER, "flip", v, (*FLIP_MODES, None)),
+    "median_size": lambda v: check_integer(
+        _OWNER, "median_size", v, minimum=1, allow_none=True
+    ),
+    "noise": _noise_argument,
+    "probability": _probabilities,
+    "order": lambda v: check_integer(_OWNER, "order", v, minimum=0, maximum=5),
+    "mode": lambda v: check_choice(_OWNER, "mode", v, MODES),
+    "cval": lambda v: _number_argument("cval", v, "a number"),
+}
+# ScipyAugment's transform arguments, in its order: TransformSettings' fields.
+_SETTINGS = tuple(f.name for f in dataclasses.fields(TransformSettings))
+
+
+def _validated_settings(*arguments) -> TransformSettings:
+    """`ScipyAugment`'s transform arguments, given in the order of
+    `_SETTINGS`, checked, as the settings that drive the transforms.
+
+    Raises:
+        ValueError: naming the first bad argument and the value received.
+    """
+    named = zip(_SETTINGS, arguments, strict=True)
+    return TransformSettings(
+        **{name: _CHECKS[name](value) for name, value in named}
+    )
+
+
+def _setting(name: str) -> property:
+    """A read-only attribute of the layer: its validated `name` argument,
+    read from the one copy, in `TransformSettings`."""
+    return property(
+        lambda self: getattr(self._settings, name),
+        doc=f"The `{name}` argument, validated (read-only).",
+    )
 
 
 def _seed_key(seed: int) -> int:
@@ -210,7 +306,9 @@ class ScipyAugment(keras.layers.Layer):
         `(height, width, channels, time)`.
 
     Output shape:
-        The input's shape and dtype. Integer clips are rounded and clipped.
+        The input's shape and dtype. Integer clips are rounded and
+        saturated as scipy.ndimage's interpolation writes integers: half
+        away from zero, clipped to the dtype's range.
 
     Example:
 
@@ -234,6 +332,22 @@ class ScipyAugment(keras.layers.Layer):
     >>> [tuple(c.shape) for c in dataset]
     [(4, 32, 32, 3), (4, 32, 32, 3)]
     """
+
+    rotation = _setting("rotation")
+    zoom = _setting("zoom")
+    shift = _setting("shift")
+    shear = _setting("shear")
+    flip = _setting("flip")
+    median_size = _setting("median_size")
+    gaussian_sigma = _setting("gaussian_sigma")
+    brightness = _setting("brightness")
+    contrast = _setting("contrast")
+    noise = _setting("noise")
+    probability = _setting("probability")
+    order = _setting("order")
+    mode = _setting("mode")
+    cval = _setting("cval")
+    value_range = _setting("value_range")
 
     def __init__(
         self,
@@ -261,120 +375,22 @@ class ScipyAugment(keras.layers.Layer):
         # the dtype policy's compute dtype (e.g. bfloat16) on the way in.
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.rotation = _range_argument(
-            "rotation", rotation, scalar=_symmetric(np.inf),
-            expects="a number of degrees >= 0 or a pair (low, high)",
+        # The one copy of the transform arguments; the attributes of the
+        # same names read it.
+        self._settings = _validated_settings(
+            rotation, zoom, shift, shear, flip, median_size, gaussian_sigma,
+            brightness, contrast, noise, probability, order, mode, cval,
+            value_range,
         )
-        self.zoom = _range_argument(
-            "zoom", zoom, scalar=lambda v: None, lower=1e-6,
-            expects="a pair of zoom factors (low, high) with 0 < low <= high",
-        )
-        self.shift = _range_argument(
-            "shift", shift, scalar=_symmetric(1.0), lower=-1.0, upper=1.0,
-            expects="a fraction in [0, 1] or a pair (low, high) in [-1, 1]",
-        )
-        self.shear = _range_argument(
-            "shear", shear, scalar=_symmetric(89.0), lower=-89.0, upper=89.0,
-            expects="degrees in [0, 89] or a pair (low, high) in [-89, 89]",
-        )
-        if flip is not None and flip not in FLIP_MODES:
-            raise ValueError(
-                f"ScipyAugment expects `flip` to be one of {FLIP_MODES} or "
-                f"None; received flip={flip!r}"
-            )
-        self.flip = flip
-        if median_size is not None and (
-            not _is_integer(median_size) or median_size < 1
-        ):
-            raise ValueError(
-                "ScipyAugment expects `median_size` to be an integer >= 1 or "
-                f"None; received median_size={median_size!r}"
-            )
-        self.median_size = None if median_size is None else int(median_size)
-        self.gaussian_sigma = _range_argument(
-            "gaussian_sigma", gaussian_sigma, scalar=lambda v: (v, v),
-            lower=0.0,
-            expects="a number >= 0 or a pair (low, high) of numbers >= 0",
-        )
-        self.brightness = _range_argument(
-            "brightness", brightness, scalar=_symmetric(1.0), lower=-1.0,
-            upper=1.0,
-            expects="a fraction in [0, 1] or a pair (low, high) in [-1, 1]",
-        )
-        self.contrast = _range_argument(
-            "contrast", contrast,
-            scalar=lambda v: (1.0 - v, 1.0 + v) if 0 <= v <= 1 else None,
-            lower=0.0,
-            expects="a number in [0, 1] or a pair of factors (low, high) >= 0",
-        )
-        if noise is not None and (
-            not _is_number(noise) or not np.isfinite(noise) or noise < 0
-        ):
-            raise ValueError(
-                "ScipyAugment expects `noise` to be a number >= 0 (a standard "
-                f"deviation as a fraction of value_range); received "
-                f"noise={noise!r}"
-            )
-        self.noise = None if noise is None else float(noise)
-        self.probability = _probabilities(probability)
-        if not _is_integer(order) or not 0 <= order <= 5:
-            raise ValueError(
-                "ScipyAugment expects `order` (the spline interpolation "
-                f"order) to be an integer from 0 to 5; received order={order!r}"
-            )
-        self.order = int(order)
-        if mode not in MODES:
-            raise ValueError(
-                f"ScipyAugment expects `mode` to be one of {MODES}; received "
-                f"mode={mode!r}"
-            )
-        self.mode = mode
-        if not _is_number(cval):
-            raise ValueError(
-                f"ScipyAugment expects `cval` to be a number; received "
-                f"cval={cval!r}"
-            )
-        self.cval = float(cval)
-        self.value_range = _range_argument(
-            "value_range", value_range, scalar=lambda v: None,
-            expects="a pair (low, high) with low < high",
-        )
-        if self.value_range[0] == self.value_range[1]:
-            raise ValueError(
-                "ScipyAugment expects `value_range` to be a pair (low, high) "
-                f"with low < high; received value_range={value_range!r}"
-            )
         self.per_frame = bool(per_frame)
-        if seed is not None and (not _is_integer(seed) or seed < 0):
-            raise ValueError(
-                "ScipyAugment expects `seed` to be an integer >= 0 or None; "
-                f"received seed={seed!r}"
-            )
-        self.seed = seed
+        self.seed = check_integer(
+            _OWNER, "seed", seed, minimum=0, allow_none=True
+        )
         self.time_axis = validate_time_axis(time_axis)
         self.supports_jit = False
-
-        self._settings = TransformSettings(
-            rotation=self.rotation,
-            zoom=self.zoom,
-            shift=self.shift,
-            shear=self.shear,
-            flip_horizontal=flip in ("horizontal", "horizontal_and_vertical"),
-            flip_vertical=flip in ("vertical", "horizontal_and_vertical"),
-            median_size=self.median_size,
-            gaussian_sigma=self.gaussian_sigma,
-            brightness=self.brightness,
-            contrast=self.contrast,
-            noise=self.noise,
-            probability=self.probability,
-            value_range=self.value_range,
-            order=self.order,
-            mode=self.mode,
-            cval=self.cval,
-        )
         self._active = any(self._settings.enabled(t) for t in TRANSFORMS)
         self._seed_key = _seed_key(
-            random.randint(0, 2**62) if seed is None else int(seed)
+            random.randint(0, 2**62) if self.seed is None else self.seed
         )
         # How many times each clip content (by fingerprint) has been drawn
         # for: the per-clip "epoch" in the draw's key.
@@ -386,16 +402,11 @@ class ScipyAugment(keras.layers.Layer):
     def _check_input_shape(self, input_shape):
         input_shape = tuple(input_shape)
         if len(input_shape) not in (4, 5):
-            layout = (
-                "(batch, time, height, width, channels)"
-                if self.time_axis == 1
-                else "(batch, height, width, channels, time)"
-            )
             raise ValueError(
-                f"ScipyAugment expects clips {layout}, or one clip without "
-                f"the batch axis (rank 4), with time_axis={self.time_axis}; "
-                f"received input shape {input_shape} (rank "
-                f"{len(input_shape)})."
+                f"ScipyAugment expects clips {LAYOUTS[self.time_axis]}, or "
+                "one clip without the batch axis (rank 4), with "
+                f"time_axis={self.time_axis}; received input shape "
+                f"{input_shape} (rank {len(input_shape)})."
             )
         return input_shape
 
@@ -492,26 +503,9 @@ class ScipyAugment(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        # The transform arguments are the settings' fields, one to one.
+        config.update(dataclasses.asdict(self._settings))
         config.update(
-            {
-                "rotation": self.rotation,
-                "zoom": self.zoom,
-                "shift": self.shift,
-                "shear": self.shear,
-                "flip": self.flip,
-                "median_size": self.median_size,
-                "gaussian_sigma": self.gaussian_sigma,
-                "brightness": self.brightness,
-                "contrast": self.contrast,
-                "noise": self.noise,
-                "probability": dict(self.probability),
-                "order": self.order,
-                "mode": self.mode,
-                "cval": self.cval,
-                "value_range": self.value_range,
-                "per_frame": self.per_frame,
-                "seed": self.seed,
-                "time_axis": self.time_axis,
-            }
+            per_frame=self.per_frame, seed=self.seed, time_axis=self.time_axis
         )
         return config

@@ -23,11 +23,15 @@ import contextlib
 import dataclasses
 import functools
 import math
+from typing import Callable
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
 
 from keras_vgg4d.resampling import affine_resample
+from keras_vgg4d.resampling import cast_like_scipy
+from keras_vgg4d.resampling import working_dtype
 
 # The columns of a row of draws. A `*_gate` draw turns its transform on when it
 # is below the transform's probability; the other draws pick the value.
@@ -85,32 +89,45 @@ class TransformError(RuntimeError):
     """A transform failed on a clip; the message names the transform."""
 
 
+FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+
 @dataclasses.dataclass(frozen=True)
 class TransformSettings:
     """What to draw and how to resample: plain values, validated by the layer.
 
-    Ranges are `(low, high)` pairs, or `None` when the transform is off.
-    `rotation` and `shear` are in degrees; `shift` is a fraction of the frame
-    size; `zoom` and `contrast` are factors; `brightness` and `noise` are
-    fractions of `value_range`.
+    The fields are `ScipyAugment`'s arguments of the same names, in its
+    order, validated; the layer keeps this one copy of them (its `get_config`
+    is these fields and three more). Ranges are `(low, high)` pairs, or
+    `None` when the transform is off. `rotation` and `shear` are in degrees;
+    `shift` is a fraction of the frame size; `zoom` and `contrast` are
+    factors; `brightness` and `noise` are fractions of `value_range`; `flip`
+    is one of `FLIP_MODES` or `None`.
     """
 
     rotation: tuple[float, float] | None = None
     zoom: tuple[float, float] | None = None
     shift: tuple[float, float] | None = None
     shear: tuple[float, float] | None = None
-    flip_horizontal: bool = False
-    flip_vertical: bool = False
+    flip: str | None = None
     median_size: int | None = None
     gaussian_sigma: tuple[float, float] | None = None
     brightness: tuple[float, float] | None = None
     contrast: tuple[float, float] | None = None
     noise: float | None = None
     probability: dict = dataclasses.field(default_factory=dict)
-    value_range: tuple[float, float] = (0.0, 255.0)
     order: int = 1
     mode: str = "reflect"
     cval: float = 0.0
+    value_range: tuple[float, float] = (0.0, 255.0)
+
+    @property
+    def flip_horizontal(self) -> bool:
+        return self.flip in ("horizontal", "horizontal_and_vertical")
+
+    @property
+    def flip_vertical(self) -> bool:
+        return self.flip in ("vertical", "horizontal_and_vertical")
 
     def enabled(self, transform: str) -> bool:
         """Whether `transform` can ever be applied (configured and p > 0)."""
@@ -119,7 +136,7 @@ class TransformSettings:
             "zoom": self.zoom is not None,
             "shift": self.shift is not None,
             "shear": self.shear is not None,
-            "flip": self.flip_horizontal or self.flip_vertical,
+            "flip": self.flip is not None,
             "median": self.median_size is not None and self.median_size > 1,
             "gaussian": self.gaussian_sigma is not None,
             "brightness": self.brightness is not None,
@@ -167,6 +184,20 @@ class FrameParameters:
         )
 
 
+# The transforms whose values are drawn uniformly from a range: the range's
+# field in TransformSettings, and the FrameParameters fields drawn from it
+# (each from its own column of draws).
+_DRAWN_FROM_RANGE = {
+    "rotation": ("rotation", ("rotation",)),
+    "zoom": ("zoom", ("zoom",)),
+    "shift": ("shift", ("shift_y", "shift_x")),
+    "shear": ("shear", ("shear",)),
+    "gaussian": ("gaussian_sigma", ("gaussian_sigma",)),
+    "brightness": ("brightness", ("brightness",)),
+    "contrast": ("contrast", ("contrast",)),
+}
+
+
 def _between(draw: float, value_range: tuple[float, float]) -> float:
     low, high = value_range
     return float(low + draw * (high - low))
@@ -184,17 +215,12 @@ def frame_parameters(
         return settings.enabled(transform) and gate < p
 
     values = {}
-    if on("rotation"):
-        values["rotation"] = _between(
-            draws[_COLUMN["rotation"]], settings.rotation
-        )
-    if on("zoom"):
-        values["zoom"] = _between(draws[_COLUMN["zoom"]], settings.zoom)
-    if on("shift"):
-        values["shift_y"] = _between(draws[_COLUMN["shift_y"]], settings.shift)
-        values["shift_x"] = _between(draws[_COLUMN["shift_x"]], settings.shift)
-    if on("shear"):
-        values["shear"] = _between(draws[_COLUMN["shear"]], settings.shear)
+    for transform, (setting, fields) in _DRAWN_FROM_RANGE.items():
+        if on(transform):
+            for field in fields:
+                values[field] = _between(
+                    draws[_COLUMN[field]], getattr(settings, setting)
+                )
     if on("flip"):
         # Like `keras.layers.RandomFlip`: each enabled direction half the time.
         values["flip_horizontal"] = bool(
@@ -205,18 +231,6 @@ def frame_parameters(
         )
     if on("median"):
         values["median"] = True
-    if on("gaussian"):
-        values["gaussian_sigma"] = _between(
-            draws[_COLUMN["gaussian_sigma"]], settings.gaussian_sigma
-        )
-    if on("brightness"):
-        values["brightness"] = _between(
-            draws[_COLUMN["brightness"]], settings.brightness
-        )
-    if on("contrast"):
-        values["contrast"] = _between(
-            draws[_COLUMN["contrast"]], settings.contrast
-        )
     if on("noise"):
         values["noise_seed"] = int(draws[_COLUMN["noise_seed"]] * 2**53)
     return FrameParameters(**values)
@@ -263,7 +277,7 @@ def sampling_matrix(
 
 
 @contextlib.contextmanager
-def _stage(transform: str, detail: str, clip_index: int, clip: np.ndarray):
+def _errors_named(transform: str, detail: str, clip_index: int, clip):
     """Re-raises any error of a transform as a `TransformError` naming it."""
     try:
         yield
@@ -277,10 +291,6 @@ def _stage(transform: str, detail: str, clip_index: int, clip: np.ndarray):
         ) from error
 
 
-def _working_dtype(dtype: np.dtype) -> np.dtype:
-    return np.dtype(np.float64 if dtype == np.float64 else np.float32)
-
-
 def _ndimage_readable(clip: np.ndarray) -> np.ndarray:
     """`clip`, or a float32 copy when scipy.ndimage cannot read its dtype
     (float16, and bfloat16 from TensorFlow)."""
@@ -289,10 +299,19 @@ def _ndimage_readable(clip: np.ndarray) -> np.ndarray:
     return clip.astype(np.float32)
 
 
-def _resample(clip, params, settings, output_dtype):
+def _resample(clip, params, settings):
     """One affine resampling of all the planes (frames x channels) that
-    share a transform; frames without one are copied."""
+    share a transform; frames without one are copied.
+
+    Integer clips stay integer unless a later stage needs floats, so that
+    they are rounded once, at the end."""
     time, height, width, channels = clip.shape
+    needs_floats = any(p.gaussian_sigma > 0 or p.intensity for p in params)
+    output_dtype = (
+        clip.dtype
+        if clip.dtype.kind in "iu" and not needs_floats
+        else working_dtype(clip.dtype)
+    )
     resample = functools.partial(
         affine_resample,
         order=settings.order,
@@ -318,6 +337,38 @@ def _resample(clip, params, settings, output_dtype):
     return out
 
 
+def _median(x, params, settings):
+    """The median filter over space, on the frames whose draws select it."""
+    rows = np.array([p.median for p in params])
+    size = settings.median_size
+    kwargs = {"size": (1, size, size, 1), "mode": settings.mode,
+              "cval": settings.cval}
+    if len(params) == 1 or rows.all():
+        return ndimage.median_filter(x, **kwargs)
+    x = np.array(x, copy=True)
+    x[rows] = ndimage.median_filter(x[rows], **kwargs)
+    return x
+
+
+def _gaussian(x, params, settings):
+    """The Gaussian filter over space, each frame with its drawn sigma."""
+    sigmas = [p.gaussian_sigma for p in params]
+    work_dtype = working_dtype(x.dtype)
+    kwargs = {"mode": settings.mode, "cval": settings.cval,
+              "output": work_dtype}
+    if len(params) == 1:
+        return ndimage.gaussian_filter(
+            x, sigma=(0, sigmas[0], sigmas[0], 0), **kwargs
+        )
+    x = np.array(x, dtype=work_dtype, copy=True)
+    for t, sigma in enumerate(sigmas):
+        if sigma > 0:
+            x[t] = ndimage.gaussian_filter(
+                x[t], sigma=(sigma, sigma, 0), **kwargs
+            )
+    return x
+
+
 def _per_frame(values, time):
     """`(time, 1, 1, 1)` array of per-row values, broadcast from one row."""
     values = np.asarray(values, dtype=np.float64).reshape(-1, 1, 1, 1)
@@ -326,114 +377,12 @@ def _per_frame(values, time):
     return values
 
 
-def augment_clip(
-    clip: np.ndarray,
-    draws: np.ndarray,
-    settings: TransformSettings,
-    clip_index: int = 0,
-) -> np.ndarray:
-    """Applies the transforms that `draws` select to one clip.
-
-    Args:
-        clip: `(time, height, width, channels)` array of any real dtype.
-        draws: `(rows, len(DRAW_FIELDS))` uniforms in `[0, 1)`; `rows` is 1
-            (one transform for every frame) or `time` (one per frame).
-        settings: The ranges, probabilities and interpolation settings.
-        clip_index: Position of the clip in its batch, for error messages.
-
-    Returns:
-        An array with the shape and dtype of `clip`. Integer clips are
-        rounded and clipped to their dtype's range. If no transform is drawn,
-        `clip` itself is returned.
-    """
-    draws = np.asarray(draws, dtype=np.float64).reshape(-1, len(DRAW_FIELDS))
-    time = clip.shape[0]
-    if len(draws) not in (1, time):
-        raise ValueError(
-            f"Expected 1 or {time} rows of draws for a clip of {time} frames, "
-            f"received draws of shape {draws.shape}."
-        )
-    params = [frame_parameters(row, settings) for row in draws]
-    work_dtype = _working_dtype(clip.dtype)
-    x = _ndimage_readable(clip)
-    changed = False
-    # Integer clips stay integer through resampling and the median filter
-    # unless a later transform needs floats.
-    needs_floats = any(p.gaussian_sigma > 0 or p.intensity for p in params)
-    resample_dtype = (
-        x.dtype if x.dtype.kind in "iu" and not needs_floats else work_dtype
-    )
-
-    if any(p.geometric for p in params):
-        names = [t for t in GEOMETRIC_TRANSFORMS if settings.enabled(t)]
-        with _stage(
-            "+".join(names),
-            f"affine resampling as scipy.ndimage, order={settings.order}, "
-            f"mode={settings.mode!r}",
-            clip_index,
-            clip,
-        ):
-            x = _resample(x, params, settings, resample_dtype)
-        changed = True
-
-    median_rows = np.array([p.median for p in params])
-    if median_rows.any():
-        size = (1, settings.median_size, settings.median_size, 1)
-        with _stage(
-            "median",
-            f"scipy.ndimage.median_filter, size={settings.median_size}",
-            clip_index,
-            clip,
-        ):
-            filter_kwargs = {"size": size, "mode": settings.mode,
-                             "cval": settings.cval}
-            if len(params) == 1 or median_rows.all():
-                x = ndimage.median_filter(x, **filter_kwargs)
-            else:
-                x = np.array(x, copy=True)
-                x[median_rows] = ndimage.median_filter(
-                    x[median_rows], **filter_kwargs
-                )
-        changed = True
-
-    sigmas = [p.gaussian_sigma for p in params]
-    if any(s > 0 for s in sigmas):
-        with _stage(
-            "gaussian",
-            f"scipy.ndimage.gaussian_filter, sigma={max(sigmas):.3g}",
-            clip_index,
-            clip,
-        ):
-            filter_kwargs = {"mode": settings.mode, "cval": settings.cval,
-                             "output": work_dtype}
-            if len(params) == 1:
-                x = ndimage.gaussian_filter(
-                    x, sigma=(0, sigmas[0], sigmas[0], 0), **filter_kwargs
-                )
-            else:
-                x = np.array(x, dtype=work_dtype, copy=True)
-                for t, sigma in enumerate(sigmas):
-                    if sigma > 0:
-                        x[t] = ndimage.gaussian_filter(
-                            x[t], sigma=(sigma, sigma, 0), **filter_kwargs
-                        )
-        changed = True
-
-    if any(p.intensity for p in params):
-        with _stage("contrast+brightness+noise", "numpy", clip_index, clip):
-            x = _adjust_intensity(x, params, settings, work_dtype)
-        changed = True
-
-    if not changed:
-        return clip
-    return _to_dtype(x, clip.dtype)
-
-
-def _adjust_intensity(x, params, settings, work_dtype):
+def _adjust_intensity(x, params, settings):
     """Contrast about each frame's per-channel mean, brightness, then noise."""
     low, high = settings.value_range
     span = high - low
     time = x.shape[0]
+    work_dtype = working_dtype(x.dtype)
     x = np.asarray(x, dtype=work_dtype)
     contrast = _per_frame([p.contrast for p in params], time)
     if np.any(contrast != 1.0):
@@ -458,12 +407,89 @@ def _adjust_intensity(x, params, settings, work_dtype):
     return np.clip(x, low, high)
 
 
-def _to_dtype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Casts back to the clip's dtype; integers are rounded and clipped."""
-    if np.issubdtype(dtype, np.integer) and x.dtype != dtype:
-        info = np.iinfo(dtype)
-        x = np.clip(np.rint(x), info.min, info.max)
-    return np.ascontiguousarray(x, dtype=dtype)
+class _Stage(NamedTuple):
+    """A step of `augment_clip`.
+
+    `name` and `detail` describe it in error messages, formatted with the
+    settings `s`, the enabled `geometric` transforms and the largest `sigma`
+    drawn; `drawn(p)` says whether a row's parameters select it; `run(x,
+    params, settings)` applies it to the clip.
+    """
+
+    name: str
+    detail: str
+    drawn: Callable[[FrameParameters], bool]
+    run: Callable[[np.ndarray, list, TransformSettings], np.ndarray]
+
+
+# The steps of `augment_clip`, in order.
+_STAGES = (
+    _Stage("{geometric}", "affine resampling as scipy.ndimage, "
+           "order={s.order}, mode={s.mode!r}", lambda p: p.geometric,
+           _resample),
+    _Stage("median", "scipy.ndimage.median_filter, size={s.median_size}",
+           lambda p: p.median, _median),
+    _Stage("gaussian", "scipy.ndimage.gaussian_filter, sigma={sigma:.3g}",
+           lambda p: p.gaussian_sigma > 0, _gaussian),
+    _Stage("contrast+brightness+noise", "numpy", lambda p: p.intensity,
+           _adjust_intensity),
+)
+
+
+def _describe(text: str, settings: TransformSettings, params) -> str:
+    """`text` of a `_Stage`, formatted."""
+    geometric = [t for t in GEOMETRIC_TRANSFORMS if settings.enabled(t)]
+    return text.format(
+        s=settings,
+        geometric="+".join(geometric),
+        sigma=max(p.gaussian_sigma for p in params),
+    )
+
+
+def augment_clip(
+    clip: np.ndarray,
+    draws: np.ndarray,
+    settings: TransformSettings,
+    clip_index: int = 0,
+) -> np.ndarray:
+    """Applies the transforms that `draws` select to one clip.
+
+    Args:
+        clip: `(time, height, width, channels)` array of any real dtype.
+        draws: `(rows, len(DRAW_FIELDS))` uniforms in `[0, 1)`; `rows` is 1
+            (one transform for every frame) or `time` (one per frame).
+        settings: The ranges, probabilities and interpolation settings.
+        clip_index: Position of the clip in its batch, for error messages.
+
+    Returns:
+        An array with the shape and dtype of `clip`. Integer clips are
+        rounded and saturated as scipy.ndimage does (`cast_like_scipy`). If
+        no transform is drawn, `clip` itself is returned.
+    """
+    draws = np.asarray(draws, dtype=np.float64).reshape(-1, len(DRAW_FIELDS))
+    time = clip.shape[0]
+    if len(draws) not in (1, time):
+        raise ValueError(
+            f"Expected 1 or {time} rows of draws for a clip of {time} frames, "
+            f"received draws of shape {draws.shape}."
+        )
+    params = [frame_parameters(row, settings) for row in draws]
+    x = _ndimage_readable(clip)
+    changed = False
+    for stage in _STAGES:
+        if not any(stage.drawn(p) for p in params):
+            continue
+        with _errors_named(
+            _describe(stage.name, settings, params),
+            _describe(stage.detail, settings, params),
+            clip_index,
+            clip,
+        ):
+            x = stage.run(x, params, settings)
+        changed = True
+    if not changed:
+        return clip
+    return np.ascontiguousarray(cast_like_scipy(x, clip.dtype))
 
 
 def augment_clips(

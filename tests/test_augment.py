@@ -1,3 +1,6 @@
+import dataclasses
+import inspect
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -189,6 +192,50 @@ def test_intensity_transforms_stay_in_value_range():
     y = np.asarray(layer(x, training=True))
     assert y.min() >= 0.0 and y.max() <= 1.0
     assert np.abs(y - x).mean() > 0.01
+
+
+# --- Integer clips: one rounding rule, SciPy's ------------------------------
+
+
+def scipy_integer_output(values, dtype):
+    """What scipy.ndimage writes for float `values` into an integer output:
+    an identity resampling of order 0 only casts."""
+    values = np.asarray(values, np.float64)
+    return ndimage.affine_transform(
+        values, np.eye(values.ndim), order=0, output=dtype
+    )
+
+
+HALF_PIXEL = (0.5 / 32,) * 2  # `shift` of half a pixel of a 32-pixel frame
+HALF_LEVEL = (0.5 / 256,) * 2  # `brightness` of 0.5 for value_range's 256
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16"])
+@pytest.mark.parametrize(
+    "kwargs, shift, offset",
+    [
+        ({"brightness": HALF_LEVEL}, 0.0, 0.5),
+        ({"shift": HALF_PIXEL}, 0.5, 0.0),
+        ({"shift": HALF_PIXEL, "brightness": HALF_LEVEL}, 0.5, 0.5),
+    ],
+    # Through numpy then the cast; resampled straight into integers;
+    # resampled to floats, brightened, then cast.
+    ids=["intensity", "geometric", "geometric_then_intensity"],
+)
+def test_integer_clips_round_ties_as_scipy_does(dtype, kwargs, shift, offset):
+    low = 0 if dtype == "uint8" else -60
+    x = np.random.default_rng(0).integers(low, 60, (2, 32, 32, 1))
+    x = x.astype(dtype)
+    layer = ScipyAugment(**kwargs, value_range=(-128, 128), seed=0)
+    got = np.asarray(layer(x, training=True))
+    exact = ndimage.shift(
+        x.astype(np.float64), (0, shift, shift, 0), order=1, mode="reflect"
+    ) + offset
+    expected = scipy_integer_output(exact, dtype)
+    assert np.mean(exact % 1 == 0.5) > 0.2  # many ties
+    assert not np.array_equal(expected, np.rint(exact))  # not half to even
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)
 
 
 # --- One draw per clip, or per frame ----------------------------------------
@@ -410,6 +457,21 @@ def test_keras_file_round_trip_safe_mode_and_export(tmp_path):
     model.export(str(tmp_path / "saved_model"))
     reloaded = tf.saved_model.load(str(tmp_path / "saved_model"))
     np.testing.assert_allclose(reloaded.serve(x), model(x), atol=1e-6)
+
+
+def test_attributes_read_the_one_copy_of_the_settings():
+    # The layer passes its transform arguments to the settings in its own
+    # order: the signature and the settings' fields must agree.
+    arguments = list(inspect.signature(ScipyAugment).parameters)
+    fields = [f.name for f in dataclasses.fields(ndimage_ops.TransformSettings)]
+    assert arguments[: len(fields)] == fields
+    layer = ScipyAugment(rotation=5, flip="vertical", median_size=3, seed=1)
+    config = layer.get_config()
+    for name in fields:
+        assert getattr(layer, name) == config[name], name
+    assert layer.rotation == (-5.0, 5.0) and layer.flip == "vertical"
+    with pytest.raises(AttributeError):
+        layer.rotation = (0, 1)
 
 
 def test_config_is_plain_values():

@@ -132,6 +132,34 @@ def test_output_dtype_rounds_and_saturates_like_scipy():
     assert got.dtype == np.uint8
 
 
+def test_integer_cast_is_scipys_half_away_from_zero_and_saturating():
+    # Every tie k + 0.5, the floats either side of each, zero, the float32
+    # just below 0.5, and values past each dtype's range.
+    halves = np.arange(-300, 300) + 0.5
+    values = np.concatenate(
+        [halves, [0.0, 0.49999997, -0.49999997, 1e6, -1e6, 3e9, -3e9]]
+    )
+    for floats, dtype in itertools.product(
+        ["float32", "float64"],
+        ["uint8", "int8", "uint16", "int16", "int32", "uint32"],
+    ):
+        v = values.astype(floats)
+        v = np.concatenate(
+            [v, np.nextafter(v, np.inf), np.nextafter(v, -np.inf)]
+        )
+        expected = ndimage.affine_transform(
+            v.astype(np.float64), np.eye(1), order=0, output=dtype
+        )
+        got = resampling.cast_like_scipy(v.copy(), dtype)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, expected, f"{floats} -> {dtype}")
+    # Not np.rint's half to even, which gives [-2, -0, 0, 2, 2].
+    ties = np.array([-2.5, -0.5, 0.5, 1.5, 2.5])
+    np.testing.assert_array_equal(
+        resampling.cast_like_scipy(ties, "int8"), [-3, -1, 1, 2, 3]
+    )
+
+
 def test_wide_integers_are_summed_in_float64():
     # 2**30 + 1 is not a float32; a float32 sum would lose the 1.
     planes = np.full((4, 4, 2), 2**30 + 1, np.int32)
