@@ -253,6 +253,9 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             OnWholeModel(callback, model) for callback in kwargs.get("callbacks") or []
         ]
         kwargs["batch_size"] = kwargs.get("batch_size") or train.batch_size or 32
+        if validation is not None and validation.batch_size is not None:
+            # A validation dataset is validated in its own batches.
+            kwargs.setdefault("validation_batch_size", validation.batch_size)
         return head_model.fit(
             train.inputs,
             train.labels,

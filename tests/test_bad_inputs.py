@@ -16,14 +16,18 @@ import pytest
 
 from keras_vgg4d.augment import ScipyAugment
 from keras_vgg4d.backbone import TemporalVGG19
+from keras_vgg4d.data import demo_class_names
 from keras_vgg4d.data import demo_clips
 from keras_vgg4d.data import load_arrays
 from keras_vgg4d.data import load_folder
 from keras_vgg4d.data import load_nifti
 from keras_vgg4d.data import load_npz
 from keras_vgg4d.data import make_dataset
+from keras_vgg4d.data import save_clip_grid
 from keras_vgg4d.data import split_balanced
 from keras_vgg4d.frame_fold import FrameFold
+from keras_vgg4d.heads import Conv3DHead
+from keras_vgg4d.heads import FramewiseHead
 from keras_vgg4d.heads import LSTMHead
 from keras_vgg4d.heads import get_head
 from keras_vgg4d.hypermodel import VGG4DHyperModel
@@ -202,6 +206,11 @@ CASES = [
      ValueError, r"filters.*valid options"),
     ("heads/units", lambda p: LSTMHead(3, units=0),
      ValueError, r"units.*0"),
+    ("heads/framewise_pooling", lambda p: FramewiseHead(3, pooling="mean"),
+     ValueError, r"pooling.*'avg', 'max'.*'mean'"),
+    ("heads/conv3d_temporal_kernel", lambda p: Conv3DHead(
+        3, temporal_kernel=True),
+     ValueError, r"temporal_kernel.*integer >= 1.*True"),
     # VGG4DClassifier: construction
     ("classifier/unknown_head", lambda p: VGG4DClassifier(3, "gru"),
      ValueError, r"temporal_head='gru'"),
@@ -303,6 +312,15 @@ CASES = [
      ValueError, r"n=0"),
     ("data/demo_unknown_task", lambda p: demo_clips(n=4, task="colour"),
      ValueError, r"task='colour'"),
+    ("data/demo_class_names_too_many", lambda p: demo_class_names(
+        "order", num_classes=9),
+     ValueError, r"at most 4 classes.*num_classes=9"),
+    ("data/save_clip_grid_rank", lambda p: save_clip_grid(
+        np.zeros((2, 32, 32)), str(p / "grid.png")),
+     ValueError, r"\(n, time, height, width, channels\).*\(2, 32, 32\)"),
+    ("data/save_clip_grid_max_clips", lambda p: save_clip_grid(
+        clips(), str(p / "grid.png"), max_clips=0),
+     ValueError, r"max_clips=0"),
     ("data/load_arrays_rank", lambda p: load_arrays(np.zeros((2, 32, 32))),
      ValueError, r"rank 5.*\(2, 32, 32\)"),
     ("data/load_arrays_zero_length", lambda p: load_arrays(
@@ -373,10 +391,36 @@ def test_bad_input_fails_early_with_a_clear_message(
     assert re.search(pattern, message, re.S), message
 
 
-def test_the_table_covers_every_public_entry_point():
-    covered = {case[0].split("/")[0] for case in CASES}
-    assert covered == {
-        "frame_fold", "backbone", "augment", "heads", "classifier",
-        "hypermodel", "data", "cli",
+def _public_entry_points():
+    """The public classes and functions that take users' arguments.
+
+    Exceptions, and the dataclasses and named tuples loaders return, are
+    left out.
+    """
+    import dataclasses
+
+    import keras_vgg4d
+    import keras_vgg4d.data
+
+    objects = [(n, getattr(keras_vgg4d, n)) for n in keras_vgg4d.__all__]
+    objects += [(n, getattr(keras_vgg4d.data, n))
+                for n in keras_vgg4d.data.__all__]
+    return {
+        name for name, obj in objects
+        if callable(obj) and not dataclasses.is_dataclass(obj)
+        and not (isinstance(obj, type) and issubclass(obj, (Exception, tuple)))
     }
+
+
+def test_the_table_covers_every_public_entry_point():
+    """Every public class and function is called with bad input in a case."""
+    import inspect
+
+    called = "\n".join(inspect.getsource(case[1]) for case in CASES)
+    called += inspect.getsource(hypermodel_fit) + inspect.getsource(classifier)
+    missing = sorted(
+        name for name in _public_entry_points()
+        if not re.search(rf"\b{name}\(", called)
+    )
+    assert missing == [], f"no bad-input case calls {missing}"
     assert len({case[0] for case in CASES}) == len(CASES)

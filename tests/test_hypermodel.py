@@ -159,13 +159,5 @@ def test_search_without_cache_when_backbone_trains(tmp_path, clips):
     assert best.predict(x_val, verbose=0).shape == (6, 3)
 
 
-def test_validation_split_with_cache(tmp_path, clips):
-    x_train, y_train, _, _ = clips
-    hypermodel = VGG4DHyperModel(3, CLIP_SHAPE, heads=("framewise",))
-    tuner = keras_tuner.RandomSearch(
-        hypermodel, objective="val_accuracy", max_trials=1,
-        directory=str(tmp_path),
-    )
-    tuner.search(x_train, y_train, validation_split=0.25, epochs=1,
-                 batch_size=6, verbose=0)
-    assert tuner.oracle.get_best_trials(1)[0].score is not None
+# `validation_split` with the cache: tests/test_cache_path.py checks that it
+# trains and validates on the clips the plain path does.

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from keras_vgg4d.layout import validate_time_axis
+from keras_vgg4d.validation import check_integer
+from keras_vgg4d.validation import is_integer
 
 TASKS = ("appearance", "order", "motion")
 _DEFAULT_CLASSES = {"appearance": 3, "order": 2, "motion": 4}
@@ -102,10 +104,14 @@ def demo_clips(
     ((12, 4, 32, 32, 3), 'float32', [0, 1])
     """
     num_classes = _resolve_classes(task, num_classes)
-    _check_int("n", n, num_classes, "num_classes")
-    _check_int("frames", frames, 1)
-    _check_int("size", size, 8)
-    _check_int("channels", channels, 1)
+    if not is_integer(n) or n < num_classes:
+        raise ValueError(
+            f"demo_clips expects `n` to be an integer of at least "
+            f"num_classes={num_classes} (a clip of each class), received: n={n!r}"
+        )
+    check_integer("demo_clips", "frames", frames, 1)
+    check_integer("demo_clips", "size", size, 8)
+    check_integer("demo_clips", "channels", channels, 1)
     if task in ("order", "motion") and frames < 2:
         raise ValueError(
             f"The {task!r} demo task needs at least 2 frames a clip; "
@@ -153,27 +159,13 @@ def _resolve_classes(task, num_classes):
         )
     if num_classes is None:
         return _DEFAULT_CLASSES[task]
-    _check_int("num_classes", num_classes, 2)
+    check_integer("demo_clips", "num_classes", num_classes, 2)
     if num_classes > _MAX_CLASSES[task]:
         raise ValueError(
             f"The {task!r} demo task has at most {_MAX_CLASSES[task]} "
             f"classes; received num_classes={num_classes}."
         )
     return num_classes
-
-
-def _check_int(name, value, minimum, minimum_name=None):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(
-            f"`{name}` must be an integer; received {name}={value!r}."
-        )
-    if value < minimum:
-        bound = minimum if minimum_name is None else (
-            f"{minimum_name}={minimum}"
-        )
-        raise ValueError(
-            f"`{name}` must be at least {bound}; received {name}={value}."
-        )
 
 
 def order_permutation(frames: int, label: int) -> np.ndarray:
@@ -450,6 +442,7 @@ def save_clip_grid(
         )
     if time_axis == -1:
         clips = np.moveaxis(clips, -1, 1)
+    check_integer("save_clip_grid", "max_clips", max_clips, 1)
     clips = clips[:max_clips]
     rows, columns = clips.shape[:2]
     figure = Figure(figsize=(1.1 * columns + 0.8, 1.1 * rows), dpi=dpi)

@@ -1,0 +1,229 @@
+"""The cached path is the plain path: same clips, same batches, same result.
+
+With a frozen backbone, `VGG4DHyperModel.fit` trains the head on cached
+backbone features. Called the same way with the cache on and off (same
+initial weights, same seed, `shuffle=False`), it must train on the same
+clips in the same number of batches, validate on the same clips, run the
+same epochs under the same callbacks, and end at the same metrics.
+"""
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vgg4d.hypermodel import VGG4DHyperModel
+
+CLIP_SHAPE = (3, 32, 32, 3)
+
+
+def _data(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (n, *CLIP_SHAPE)).astype("float32")
+    x[0, 2:] = 0  # a padded clip
+    return x, rng.integers(0, 3, n).astype("int32")
+
+
+class BatchLog(keras.callbacks.Callback):
+    """Counts training and validation batches, and records learning rates."""
+
+    def __init__(self):
+        super().__init__()
+        self.train_batches = 0
+        self.test_batches = 0
+        self.learning_rates = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.train_batches += 1
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.test_batches += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.learning_rates.append(float(self.model.optimizer.learning_rate))
+
+
+def _pair(head="lstm", **hypermodel_kwargs):
+    """Two classifiers with equal weights: one trained cached, one plain."""
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("temporal_head", head)
+    hp.Fixed("dropout", 0.0)
+    cached = VGG4DHyperModel(3, CLIP_SHAPE, **hypermodel_kwargs)
+    plain = VGG4DHyperModel(3, CLIP_SHAPE, cache_features=False,
+                            **hypermodel_kwargs)
+    model_cached = cached.build(hp)
+    model_plain = plain.build(hp)
+    model_plain.set_weights(model_cached.get_weights())
+    return (cached, model_cached), (plain, model_plain), hp
+
+
+def _fit_both(fit_kwargs, callbacks=None, head="lstm", **hypermodel_kwargs):
+    pair = _pair(head, **hypermodel_kwargs)
+    results = []
+    for hypermodel, model in pair[:2]:
+        log = BatchLog()
+        extra = callbacks() if callbacks else []
+        keras.utils.set_random_seed(7)
+        history = hypermodel.fit(
+            pair[2], model, shuffle=False, verbose=0,
+            callbacks=[log, *extra], **fit_kwargs(),
+        )
+        results.append((history.history, log, model))
+    return results
+
+
+def _assert_same_history(cached, plain):
+    assert cached.keys() == plain.keys()
+    for key in plain:
+        np.testing.assert_allclose(cached[key], plain[key], rtol=2e-4,
+                                   atol=2e-5, err_msg=key)
+
+
+def _arrays_with_split():
+    x, y = _data(10, 0)
+    return {"x": x, "y": y, "validation_split": 0.3, "batch_size": 3,
+            "epochs": 2}
+
+
+def _arrays_with_validation_data():
+    x, y = _data(9, 0)
+    val = _data(5, 1)
+    return {"x": x, "y": y, "validation_data": val, "batch_size": 4,
+            "epochs": 2}
+
+
+def _datasets():
+    x, y = _data(9, 0)
+    val_x, val_y = _data(5, 1)
+    return {
+        "x": tf.data.Dataset.from_tensor_slices((x, y)).batch(4),
+        "validation_data": tf.data.Dataset.from_tensor_slices(
+            (val_x, val_y)).batch(2),
+        "epochs": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    "fit_kwargs, train_batches, test_batches",
+    [
+        # 10 clips, the last 3 validate: 7 train in batches of 3.
+        (_arrays_with_split, 2 * 3, 2 * 1),
+        (_arrays_with_validation_data, 2 * 3, 2 * 2),
+        (_datasets, 2 * 3, 2 * 3),
+    ],
+    ids=["validation_split", "validation_data", "datasets"],
+)
+def test_cached_fit_trains_and_validates_as_the_plain_fit(
+    fit_kwargs, train_batches, test_batches
+):
+    (cached, log_c, _), (plain, log_p, _) = _fit_both(fit_kwargs)
+    assert log_p.train_batches == log_c.train_batches == train_batches
+    assert log_p.test_batches == log_c.test_batches == test_batches
+    _assert_same_history(cached, plain)
+
+
+def test_validation_split_takes_the_last_clips_like_keras():
+    (hypermodel, model), _, _ = _pair()
+    x, y = _data(10, 0)
+    train, validation = hypermodel.feature_cache.get(model, x, y).split(0.3)
+    whole = hypermodel.feature_cache.get(model, x, y)
+    assert len(train.features) == 7 and len(validation.features) == 3
+    np.testing.assert_array_equal(validation.labels, y[7:])
+    np.testing.assert_array_equal(validation.features, whole.features[7:])
+    np.testing.assert_array_equal(train.features, whole.features[:7])
+
+
+def test_validation_split_with_a_dataset_is_refused_both_ways():
+    (cached, model_c), (plain, model_p), hp = _pair()
+    x, y = _data(4, 0)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+    for hypermodel, model in ((cached, model_c), (plain, model_p)):
+        with pytest.raises(ValueError, match="validation_split"):
+            hypermodel.fit(hp, model, dataset, validation_split=0.5,
+                           epochs=1, verbose=0)
+
+
+# --- callbacks ---------------------------------------------------------------
+
+
+class StopAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+CALLBACKS = {
+    "early_stopping": lambda: [keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=0, min_delta=10.0)],
+    "early_stopping_restore": lambda: [keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=1, min_delta=10.0,
+        restore_best_weights=True)],
+    "reduce_lr": lambda: [keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=0.5, patience=0, min_delta=10.0)],
+    "scheduler": lambda: [keras.callbacks.LearningRateScheduler(
+        lambda epoch, lr: 1e-3 / (epoch + 1))],
+    "user_stop": lambda: [StopAfterFirstEpoch()],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLBACKS))
+def test_callbacks_act_the_same_with_and_without_the_cache(name):
+    def fit_kwargs():
+        return dict(_arrays_with_validation_data(), epochs=4)
+
+    (cached, log_c, model_c), (plain, log_p, model_p) = _fit_both(
+        fit_kwargs, callbacks=CALLBACKS[name]
+    )
+    assert len(cached["loss"]) == len(plain["loss"])
+    assert log_c.learning_rates == pytest.approx(log_p.learning_rates)
+    _assert_same_history(cached, plain)
+    for w_c, w_p in zip(model_c.head.get_weights(), model_p.head.get_weights()):
+        np.testing.assert_allclose(w_c, w_p, rtol=2e-4, atol=2e-5)
+    if name in ("early_stopping", "user_stop"):
+        assert len(plain["loss"]) < 4
+    if name in ("reduce_lr", "scheduler"):
+        assert log_p.learning_rates[-1] < log_p.learning_rates[0]
+
+
+def test_terminate_on_nan_stops_the_cached_training():
+    (hypermodel, model), _, hp = _pair()
+    x, y = _data(8, 0)
+    hp.values["learning_rate"] = 1e30  # diverges at once
+    history = hypermodel.fit(
+        hp, model, x, y, batch_size=2, epochs=3, verbose=0,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
+    )
+    assert len(history.history["loss"]) == 1
+
+
+def test_model_checkpoint_saves_the_whole_classifier(tmp_path):
+    (hypermodel, model), _, hp = _pair()
+    x, y = _data(6, 0)
+    path = str(tmp_path / "best.keras")
+    hypermodel.fit(hp, model, x, y, batch_size=3, epochs=1, verbose=0,
+                   callbacks=[keras.callbacks.ModelCheckpoint(path)])
+    loaded = keras.saving.load_model(path)
+    assert type(loaded).__name__ == "VGG4DClassifier"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-5)
+
+
+# --- frame masking off -------------------------------------------------------
+
+
+def test_a_search_with_frame_masking_off_runs_on_the_cache(tmp_path):
+    hypermodel = VGG4DHyperModel(3, CLIP_SHAPE, heads=("lstm",),
+                                 mask_padded_frames=False)
+    x, y = _data(6, 0)
+    tuner = keras_tuner.RandomSearch(
+        hypermodel, objective="val_loss", max_trials=1,
+        directory=str(tmp_path),
+    )
+    tuner.search(x, y, validation_split=0.5, epochs=1, batch_size=3,
+                 verbose=0)
+    assert len(hypermodel.feature_cache) == 1
+    best = tuner.get_best_models(1)[0]
+    assert best.mask_padded_frames is False
+    cached = hypermodel.feature_cache.get(best, x)
+    # Without masking, the padded frames of clip 0 count as real.
+    assert cached.mask.all()
