@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import keras
-import keras_tuner
-
 import warnings
 
+import keras
+import keras_tuner
+import numpy as np
+
 from keras_vgg4d.backbone import check_trainable_blocks
+from keras_vgg4d.class_weight import resolve_class_weight
 from keras_vgg4d.feature_cache import FeatureCache
 from keras_vgg4d.feature_cache import OnWholeModel
 from keras_vgg4d.feature_cache import is_dataset
 from keras_vgg4d.heads import HEADS
 from keras_vgg4d.layout import validate_time_axis
+from keras_vgg4d.metrics import OBJECTIVES
+from keras_vgg4d.metrics import SparseAUC
+from keras_vgg4d.metrics import SparseMacroF1
 from keras_vgg4d.model import VGG4DClassifier
 from keras_vgg4d.validation import check_arrays
 from keras_vgg4d.validation import check_bool
+from keras_vgg4d.validation import check_choice
 from keras_vgg4d.validation import check_clip_shape
 from keras_vgg4d.validation import check_num_classes
 
@@ -60,6 +66,15 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             `feature_cache_dir`.
         mask_padded_frames: Whether all-zero (padded) frames are masked out
             of the heads; see `VGG4DClassifier`.
+        objective: What the search optimizes: `"val_accuracy"` (default),
+            `"val_loss"`, `"val_auc"` (one-vs-rest ROC AUC, averaged over
+            classes) or `"val_macro_f1"` (the mean of per-class F1 scores,
+            for imbalanced classes). `hypermodel.objective` is the
+            `keras_tuner.Objective` to give the tuner; models are compiled
+            with the metric it reads.
+        class_weight: `None`, `"balanced"` (each class weighted by the
+            inverse of its share of the training labels) or a dict from
+            class index to weight; a `class_weight` given to `search` wins.
         **kwargs: `name` and `tunable`, passed to `keras_tuner.HyperModel`.
 
     Example:
@@ -87,11 +102,18 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         feature_cache_dir: str | None = None,
         memory_limit_bytes: int = 2**30,
         mask_padded_frames: bool = True,
+        objective: str = "val_accuracy",
+        class_weight: str | dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         owner = "VGG4DHyperModel"
         self.num_classes = check_num_classes(owner, num_classes)
+        check_choice(owner, "objective", objective, sorted(OBJECTIVES))
+        self.objective = keras_tuner.Objective(objective, OBJECTIVES[objective])
+        if class_weight != "balanced":  # checked against the labels in `fit`
+            resolve_class_weight(class_weight, None, self.num_classes)
+        self.class_weight = class_weight
         self.time_axis = validate_time_axis(time_axis)
         self.input_shape = tuple(input_shape)
         self.input_channels = self._check_input_shape(self.input_shape)
@@ -204,8 +226,17 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         model.compile(
             optimizer=keras.optimizers.Adam(hp.get("learning_rate")),
             loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            metrics=self.metrics(),
         )
+
+    def metrics(self) -> list:
+        """Accuracy, and the metric the objective reads if it is another."""
+        metrics = ["accuracy"]
+        if self.objective.name == "val_auc":
+            metrics.append(SparseAUC(self.num_classes, name="auc"))
+        elif self.objective.name == "val_macro_f1":
+            metrics.append(SparseMacroF1(self.num_classes, name="macro_f1"))
+        return metrics
 
     def _compile(self, model: keras.Model, hp) -> None:
         """Deprecated: override `compile_model` instead."""
@@ -232,7 +263,11 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         `model.fit(x, y, validation_data=..., **kwargs)` would train it;
         callbacks see the whole classifier.
         """
+        class_weight = kwargs.pop("class_weight", self.class_weight)
         if not self.uses_feature_cache:
+            kwargs["class_weight"] = resolve_class_weight(
+                class_weight, lambda: _labels_of(x, y), self.num_classes
+            )
             # The classifier checks NumPy data itself.
             return model.fit(x, y, validation_data=validation_data, **kwargs)
         check_arrays(
@@ -246,6 +281,9 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         )
         train, validation = self._cached_features(
             model, x, y, validation_data, kwargs
+        )
+        kwargs["class_weight"] = resolve_class_weight(
+            class_weight, train.labels, self.num_classes
         )
         head_model = model.head_model()
         self._compile_trial(head_model, hp)
@@ -291,6 +329,13 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         if validation_split:
             return train.split(validation_split)
         return train, None
+
+
+def _labels_of(x, y):
+    """The labels of `fit`'s data: `y`, or read from a dataset `x`."""
+    if y is not None or not is_dataset(x):
+        return y
+    return np.concatenate([np.asarray(e[1]).reshape(-1) for e in x])
 
 
 def _unpack_validation_data(validation_data):

@@ -281,6 +281,15 @@ CASES = [
     # VGG4DHyperModel
     ("hypermodel/num_classes", lambda p: VGG4DHyperModel(1, CLIP),
      ValueError, r"num_classes=1"),
+    ("hypermodel/objective", lambda p: VGG4DHyperModel(
+        3, CLIP, objective="val_f1"),
+     ValueError, r"objective.*val_macro_f1.*'val_f1'"),
+    ("hypermodel/class_weight_unknown_class", lambda p: VGG4DHyperModel(
+        3, CLIP, class_weight={5: 2.0}),
+     ValueError, r"class 5.*\[0, 3\)"),
+    ("hypermodel/class_weight_negative", lambda p: VGG4DHyperModel(
+        3, CLIP, class_weight={0: -2.0}),
+     ValueError, r"class 0.*-2\.0.*>= 0"),
     ("hypermodel/input_shape_rank", lambda p: VGG4DHyperModel(
         3, (32, 32, 3)),
      ValueError, r"input_shape=\(32, 32, 3\)"),

@@ -227,3 +227,28 @@ def test_a_search_with_frame_masking_off_runs_on_the_cache(tmp_path):
     cached = hypermodel.feature_cache.get(best, x)
     # Without masking, the padded frames of clip 0 count as real.
     assert cached.mask.all()
+
+
+# --- objectives and class weights --------------------------------------------
+
+
+@pytest.mark.parametrize("objective", ["val_auc", "val_macro_f1"])
+def test_objective_metrics_are_the_same_with_and_without_the_cache(objective):
+    (cached, log_c, _), (plain, log_p, _) = _fit_both(
+        _arrays_with_validation_data, objective=objective
+    )
+    assert objective in cached and objective in plain
+    _assert_same_history(cached, plain)
+
+
+def test_balanced_class_weight_weighs_the_loss_the_same_both_ways():
+    def skewed():
+        x, _ = _data(9, 0)
+        y = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2], "int32")
+        return {"x": x, "y": y, "batch_size": 3, "epochs": 1}
+
+    weighted = _fit_both(skewed, class_weight="balanced")
+    (cached, _, _), (plain, _, _) = weighted
+    _assert_same_history(cached, plain)
+    (unweighted, _, _), _ = _fit_both(skewed)
+    assert abs(unweighted["loss"][0] - cached["loss"][0]) > 1e-4
