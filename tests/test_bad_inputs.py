@@ -16,6 +16,7 @@ import pytest
 
 from keras_vgg4d.augment import ScipyAugment
 from keras_vgg4d.backbone import TemporalVGG19
+from keras_vgg4d import data
 from keras_vgg4d.data import demo_class_names
 from keras_vgg4d.data import demo_clips
 from keras_vgg4d.data import load_arrays
@@ -63,6 +64,13 @@ def labels(*values, dtype="int32"):
 
 
 # --- files -----------------------------------------------------------------
+
+
+def text_file(tmp_path, name):
+    """A text file under a video's or clip's name."""
+    path = tmp_path / name
+    path.write_text("not a video")
+    return str(path)
 
 
 def weights_file(tmp_path, kind):
@@ -327,6 +335,36 @@ CASES = [
     ("data/save_clip_grid_rank", lambda p: save_clip_grid(
         np.zeros((2, 32, 32)), str(p / "grid.png")),
      ValueError, r"\(n, time, height, width, channels\).*\(2, 32, 32\)"),
+    ("data/probe_video_not_a_video", lambda p: data.probe_video(
+        text_file(p, "notes.mp4")),
+     ValueError, r"notes\.mp4.*not a video FFmpeg can read"),
+    ("data/read_video_missing", lambda p: data.read_video(
+        str(p / "missing.mp4")),
+     FileNotFoundError, r"missing\.mp4"),
+    ("data/write_video_float_frames", lambda p: data.write_video(
+        str(p / "out.mp4"), np.zeros((2, 32, 32))),
+     ValueError, r"uint8 frames.*float64 \(2, 32, 32\)"),
+    ("data/read_clip_path", lambda p: data.read_clip(
+        text_file(p, "notes.mp4")),
+     ValueError, r"ClipSource.*str.*read_video"),
+    ("data/resize_clip_size", lambda p: data.resize_clip(
+        np.zeros((2, 32, 32, 3)), image_size=0),
+     ValueError, r"resize_clip.*image_size.*0"),
+    ("data/sample_frame_indices_frames", lambda p: data.sample_frame_indices(
+        10, 0),
+     ValueError, r"frames.*>= 1.*frames=0"),
+    ("data/group_split_lengths", lambda p: data.group_split(
+        [0, 1], ["g1"], 0.5),
+     ValueError, r"2 labels but 1 groups"),
+    ("data/split_clip_sources_fraction", lambda p: data.split_clip_sources(
+        [], 1.5),
+     ValueError, r"validation_split.*1\.5"),
+    ("data/index_clip_directory_missing", lambda p: data.index_clip_directory(
+        str(p / "nowhere")),
+     FileNotFoundError, r"nowhere"),
+    ("data/clip_dataset_sampling", lambda p: data.clip_dataset_from_directory(
+        str(p), sampling="tsn"),
+     ValueError, r"sampling.*'tsn'"),
     ("data/save_clip_grid_max_clips", lambda p: save_clip_grid(
         clips(), str(p / "grid.png"), max_clips=0),
      ValueError, r"max_clips=0"),

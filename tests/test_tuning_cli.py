@@ -13,9 +13,19 @@ SMALL = ["--num-clips", "24", "--frames", "2", "--max-trials", "2",
          "--epochs", "2", "--batch-size", "6", "--quiet"]
 
 
-def test_search_writes_leaderboard_results_and_best_model(tmp_path, capsys):
+def _assert_real_picture(path):
+    """A PNG of a plausible size with more than one colour in it."""
+    from matplotlib import image
+
+    pixels = image.imread(path)
+    assert pixels.shape[0] >= 200 and pixels.shape[1] >= 200, pixels.shape
+    assert pixels[..., :3].std() > 0.01
+
+
+def test_search_writes_leaderboard_report_and_best_model(tmp_path, capsys):
     status = search.main(SMALL + ["--directory", str(tmp_path), "--task",
-                                  "appearance"])
+                                  "appearance", "--epochs", "4",
+                                  "--patience", "1"])
     assert status == 0
     out = capsys.readouterr().out
     assert "rank" in out and "val_acc" in out and "best: trial" in out
@@ -24,12 +34,46 @@ def test_search_writes_leaderboard_results_and_best_model(tmp_path, capsys):
     assert len(rows) == 2
     assert {row["head"] for row in rows} <= {"framewise", "conv3d", "lstm"}
     assert all(row["seconds"] > 0 for row in rows)
-    assert rows[0]["val_accuracy"] >= rows[1]["val_accuracy"]
+    assert rows[0]["score"] >= rows[1]["score"]
+    for row in rows:
+        history = json.loads(
+            (project / f"trial_{row['trial']}" / "history.json").read_text())
+        # Early stopping with patience 1 stops one epoch after the best.
+        assert len(history["loss"]) <= min(row["best_epochs"] + 1, 4)
+        assert row["score"] == pytest.approx(
+            history["val_accuracy"][row["best_epochs"] - 1])
     header = (project / "results.csv").read_text().splitlines()[0]
-    assert header.startswith("rank,trial,head,val_accuracy")
-    assert (project / "scores_by_head.png").stat().st_size > 0
+    assert header.startswith("rank,trial,head,objective,score,val_accuracy")
+    for name in ("scores_by_head", "learning_curves", "confusion_matrix"):
+        _assert_real_picture(project / f"{name}.png")
+    matrix = (project / "confusion_matrix.csv").read_text().splitlines()
+    assert len(matrix) == 1 + 3
+    counts = [int(v) for line in matrix[1:] for v in line.split(",")[1:]]
+    assert sum(counts) == 6  # the validation clips
+    per_class = (project / "per_class.csv").read_text().splitlines()
+    assert per_class[0] == "class,precision,recall,f1,support"
+    report = (project / "report.md").read_text()
+    assert "learning_curves.png" in report and "per_class.csv" in report
     model = keras.models.load_model(project / "best_model.keras")
     assert model.predict(np.zeros((1, 2, 32, 32, 3)), verbose=0).shape == (1, 3)
+
+
+def test_progress_lines_and_refit(tmp_path, capsys):
+    status = search.main(
+        ["--num-clips", "24", "--frames", "2", "--max-trials", "2",
+         "--epochs", "2", "--batch-size", "6", "--heads", "lstm",
+         "--directory", str(tmp_path), "--refit", "--objective", "val_loss",
+         "--class-weight", "balanced"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "trial 1/2  lstm" in out and "trial 2/2  lstm" in out
+    assert "val_loss" in out and "about" in out
+    final = keras.models.load_model(tmp_path / "search" / "final_model.keras")
+    best = keras.models.load_model(tmp_path / "search" / "best_model.keras")
+    x = np.random.default_rng(0).uniform(0, 255, (2, 2, 32, 32, 3))
+    # Trained again on all the clips: other weights, same configuration.
+    assert final.get_config()["head_options"] == best.get_config()["head_options"]
+    assert np.abs(final.predict(x, verbose=0) - best.predict(x, verbose=0)).max() > 0
 
 
 def test_npz_time_last_data_and_resume(tmp_path, capsys):
@@ -58,12 +102,18 @@ def test_npz_time_last_data_and_resume(tmp_path, capsys):
         (["--data", "no/such/folder"], 1, "neither 'demo'"),
         (["--heads", "framewise,gru"], 1, "heads"),
         (["--task", "colour"], 1, "colour"),
+        (["--patience", "-1"], 1, "--patience must be >= 0"),
+        (["--refit", "--validation-fraction", "0"], 1,
+         "--refit retrains for the best epoch count"),
+        (["--objective", "val_f1"], 2, "argument --objective: invalid choice"),
+        (["--class-weight", "inverse"], 2,
+         "argument --class-weight: invalid choice"),
     ],
 )
 def test_bad_arguments_give_one_line_and_no_traceback(tmp_path, argv, status,
                                                        message):
     result = subprocess.run(
-        [sys.executable, "-m", "tuning.search", *argv,
+        [sys.executable, "-m", "keras_vgg4d.tuning.search", *argv,
          "--directory", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),

@@ -25,9 +25,9 @@ DEFAULTS = {
     "directory": "vgg4d_runs",
     "project_name": "search",
     "seed": 0,
+    "objective": "val_accuracy",
+    "patience": 3,
 }
-
-OBJECTIVE = "val_accuracy"
 
 
 def make_tuner(
@@ -41,7 +41,7 @@ def make_tuner(
     seed: int,
     **kwargs,
 ) -> keras_tuner.Tuner:
-    """The Keras Tuner tuner named `name`, maximizing validation accuracy.
+    """The Keras Tuner tuner named `name`, for the hypermodel's objective.
 
     Args:
         name: `"random"`, `"hyperband"` or `"bayesian"`.
@@ -60,7 +60,7 @@ def make_tuner(
     """
     common = dict(
         hypermodel=hypermodel,
-        objective=OBJECTIVE,
+        objective=getattr(hypermodel, "objective", "val_accuracy"),
         directory=directory,
         project_name=project_name,
         overwrite=overwrite,
@@ -79,11 +79,18 @@ def make_tuner(
 
 
 class TrialTimer:
-    """Tuner mixin: keeps each trial's wall time in `trial_times.json`.
+    """Tuner mixin: trial times in `trial_times.json`, one line per trial.
 
     The file lives in the tuner's project directory, so the times of the
-    trials a resumed search kept are still there.
+    trials a resumed search kept are still there. With `progress=True`,
+    each finished trial prints one line: its number, head and score, the
+    best score so far, the time spent and an estimate of the time left.
     """
+
+    def __init__(self, *args, progress: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.progress = progress
+        self._search_started = None
 
     def trial_times(self) -> dict[str, float]:
         """Seconds each finished trial took, by trial id."""
@@ -93,8 +100,28 @@ class TrialTimer:
         with open(path) as file:
             return json.load(file)
 
+    def run_trial(self, trial, *args, **kwargs):
+        results = super().run_trial(trial, *args, **kwargs)
+        # Each epoch's logs, for learning curves and the best epoch count.
+        histories = [r.history for r in results if hasattr(r, "history")]
+        path = os.path.join(self.get_trial_dir(trial.trial_id), "history.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as file:
+            json.dump(histories[0] if histories else {}, file, default=float)
+        return results
+
+    def trial_history(self, trial_id: str) -> dict[str, list[float]]:
+        """The per-epoch logs of a finished trial (its first execution)."""
+        path = os.path.join(self.get_trial_dir(trial_id), "history.json")
+        if not os.path.exists(path):
+            return {}
+        with open(path) as file:
+            return json.load(file)
+
     def on_trial_begin(self, trial):
         self._trial_started = time.perf_counter()
+        if self._search_started is None:
+            self._search_started = self._trial_started
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
@@ -103,6 +130,26 @@ class TrialTimer:
         with open(os.path.join(self.project_dir, "trial_times.json"), "w") as f:
             json.dump(times, f)
         super().on_trial_end(trial)
+        if self.progress:
+            print(self.progress_line(trial), flush=True)
+
+    def progress_line(self, trial) -> str:
+        """`trial i/N  head  objective=score  best ...  elapsed, left`."""
+        done = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
+        total = getattr(self.oracle, "max_trials", None)
+        elapsed = time.perf_counter() - self._search_started
+        objective = self.oracle.objective.name
+        best = [t.score for t in self.oracle.get_best_trials(1)]
+        score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        best = f"{best[0]:.4f}" if best and best[0] is not None else "-"
+        line = (
+            f"trial {done}{'' if total is None else f'/{total}'}  "
+            f"{trial.hyperparameters.values.get('temporal_head', ''):<9}  "
+            f"{objective} {score}  best {best}  {elapsed:.0f} s"
+        )
+        if total and done:
+            line += f", about {elapsed / done * (total - done):.0f} s left"
+        return line
 
 
 class TimedRandomSearch(TrialTimer, keras_tuner.RandomSearch):

@@ -2,9 +2,10 @@
 
 With no arguments it searches frame-wise, Conv3D and LSTM heads on the
 built-in demo clips (the "order" task, where the class is the order of the
-frames), prints a leaderboard, and writes `results.csv`, `results.json`, a
-plot of the scores by head and the best model as `.keras` under
-`--directory`.
+frames), prints one line per trial and a leaderboard, and writes a report
+(`report.md` with the leaderboard, learning curves, the best model's
+confusion matrix and per-class scores; see `keras_vgg4d.tuning.report`) and
+the best model as `.keras` under `--directory/--project-name`.
 
 Distributed search (Keras Tuner's own mode): start the same command once per
 process with these environment variables set; the chief runs the oracle, the
@@ -19,15 +20,16 @@ workers run trials:
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import sys
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_vgg4d.tuning.configs import DEFAULTS  # noqa: E402
 from keras_vgg4d.tuning.configs import TUNERS  # noqa: E402
+
+OBJECTIVE_NAMES = ("val_accuracy", "val_loss", "val_auc", "val_macro_f1")
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
@@ -78,6 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=DEFAULTS["seed"])
     add("--time-last", action="store_true",
         help="the data is laid out (n, height, width, channels, time)")
+    add("--objective", choices=OBJECTIVE_NAMES, default=DEFAULTS["objective"],
+        help="what the search optimizes; val_macro_f1 or val_auc for "
+             "imbalanced classes")
+    add("--class-weight", choices=("none", "balanced"), default="none",
+        help="'balanced' weighs each class by the inverse of its share")
+    add("--patience", type=int, default=DEFAULTS["patience"],
+        help="stop a trial after this many epochs without a better "
+             "objective, keeping its best weights; 0 turns it off")
+    add("--refit", action="store_true",
+        help="retrain the best configuration on training + validation clips "
+             "for its best epoch count; saved as final_model.keras")
+    add("--verbose", action="store_true",
+        help="Keras' per-epoch progress bars instead of one line a trial")
     add("--quiet", action="store_true", help="print only the leaderboard")
     return parser
 
@@ -124,115 +139,67 @@ def load_data(args):
     return x_train, y_train, x_val, y_val, class_names, time_axis
 
 
-def leaderboard(tuner) -> list[dict]:
-    """One row per finished trial, best first."""
-    times = tuner.trial_times()
-    trials = tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
-    rows = []
-    for rank, trial in enumerate(trials, start=1):
-        values = dict(trial.hyperparameters.values)
-        head = values.pop("temporal_head")
-        rows.append(
-            {
-                "rank": rank,
-                "trial": trial.trial_id,
-                "head": head,
-                "hyperparameters": values,
-                "val_accuracy": trial.score,
-                "seconds": times.get(trial.trial_id),
-            }
+def check_args(args) -> None:
+    """Raises `ValueError` naming an argument that cannot work."""
+    if args.patience < 0:
+        raise ValueError(
+            f"--patience must be >= 0 (0 turns early stopping off); "
+            f"received {args.patience}"
         )
-    return rows
-
-
-def format_leaderboard(rows: list[dict]) -> str:
-    """The leaderboard as a text table."""
-    lines = [f"{'rank':>4}  {'trial':<6}{'head':<11}{'val_acc':>8}{'time s':>8}"
-             "  hyperparameters"]
-    for row in rows:
-        seconds = "" if row["seconds"] is None else f"{row['seconds']:.1f}"
-        hps = ", ".join(
-            f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in sorted(row["hyperparameters"].items())
+    if args.refit and not args.validation_fraction > 0:
+        raise ValueError(
+            "--refit retrains for the best epoch count the validation clips "
+            "showed, so it needs validation data: pass --validation-fraction "
+            "> 0"
         )
-        lines.append(
-            f"{row['rank']:>4}  {row['trial']:<6}{row['head']:<11}"
-            f"{row['val_accuracy']:>8.3f}{seconds:>8}  {hps}"
-        )
-    return "\n".join(lines)
 
 
-def write_results(rows: list[dict], directory: str) -> list[str]:
-    """Writes `results.csv`, `results.json` and, with matplotlib, a plot."""
-    os.makedirs(directory, exist_ok=True)
-    written = []
-    path = os.path.join(directory, "results.json")
-    with open(path, "w") as file:
-        json.dump(rows, file, indent=2)
-    written.append(path)
-    path = os.path.join(directory, "results.csv")
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["rank", "trial", "head", "val_accuracy", "seconds",
-                         "hyperparameters"])
-        for row in rows:
-            writer.writerow([row["rank"], row["trial"], row["head"],
-                             row["val_accuracy"], row["seconds"],
-                             json.dumps(row["hyperparameters"], sort_keys=True)])
-    written.append(path)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot
-    except ImportError:
-        return written
-    heads = sorted({row["head"] for row in rows})
-    figure, axes = pyplot.subplots(figsize=(5, 3.5))
-    for i, head in enumerate(heads):
-        scores = [r["val_accuracy"] for r in rows if r["head"] == head]
-        axes.scatter([i] * len(scores), scores, alpha=0.7)
-    axes.set_xticks(range(len(heads)), heads)
-    axes.set_ylabel("validation accuracy")
-    axes.set_title("Trials by temporal head")
-    figure.tight_layout()
-    path = os.path.join(directory, "scores_by_head.png")
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
-    written.append(path)
-    return written
-
-
-def run(args) -> int:
-    """Runs the search the parsed `args` describe."""
-    import keras
-
+def make_hypermodel(args, input_shape, num_classes, time_axis):
+    """The `VGG4DHyperModel` the arguments describe."""
     from keras_vgg4d import ScipyAugment
     from keras_vgg4d import VGG4DHyperModel
-    from keras_vgg4d.tuning.configs import make_tuner
 
-    keras.utils.set_random_seed(args.seed)
-    verbose = 0 if args.quiet else 1
-    x_train, y_train, x_val, y_val, class_names, time_axis = load_data(args)
-    heads = tuple(h.strip() for h in args.heads.split(",") if h.strip())
-    weights = None if args.weights.lower() == "none" else args.weights
     augment = (
         ScipyAugment(rotation=10, zoom=(0.9, 1.1), shift=0.05, seed=args.seed)
         if args.augment
         else None
     )
-    project_dir = os.path.join(args.directory, args.project_name)
-    hypermodel = VGG4DHyperModel(
-        num_classes=len(class_names),
-        input_shape=x_train.shape[1:],
-        heads=heads,
-        weights=weights,
+    return VGG4DHyperModel(
+        num_classes=num_classes,
+        input_shape=input_shape,
+        heads=tuple(h.strip() for h in args.heads.split(",") if h.strip()),
+        weights=None if args.weights.lower() == "none" else args.weights,
         trainable_blocks=args.trainable_blocks,
         augment=augment,
         cache_features=not args.no_cache,
         time_axis=time_axis,
-        feature_cache_dir=os.path.join(project_dir, "feature_cache"),
+        feature_cache_dir=os.path.join(_project_dir(args), "feature_cache"),
+        objective=args.objective,
+        class_weight=None if args.class_weight == "none" else "balanced",
     )
+
+
+def _project_dir(args) -> str:
+    return os.path.join(args.directory, args.project_name)
+
+
+def _callbacks(args, hypermodel) -> list:
+    import keras
+
+    if not args.patience:
+        return []
+    objective = hypermodel.objective
+    return [keras.callbacks.EarlyStopping(
+        monitor=objective.name, mode=objective.direction,
+        patience=args.patience, restore_best_weights=True,
+    )]
+
+
+def search(args, hypermodel, data):
+    """Runs the search; returns the tuner."""
+    from keras_vgg4d.tuning.configs import make_tuner
+
+    x_train, y_train, x_val, y_val, _ = data
     tuner = make_tuner(
         args.tuner,
         hypermodel,
@@ -242,36 +209,100 @@ def run(args) -> int:
         project_name=args.project_name,
         overwrite=not args.resume,
         seed=args.seed,
+        progress=not args.quiet and not args.verbose,
     )
-    if verbose:
-        print(
-            f"vgg4d-tune: {len(x_train)} training and {len(x_val)} validation "
-            f"clips of shape {x_train.shape[1:]}, {len(class_names)} classes; "
-            f"heads {', '.join(heads)}; {args.tuner} search; feature cache "
-            f"{'on' if hypermodel.uses_feature_cache else 'off'}"
-        )
     tuner.search(
         x_train,
         y_train,
         validation_data=(x_val, y_val),
         epochs=args.epochs,
         batch_size=args.batch_size,
-        verbose=verbose,
+        callbacks=_callbacks(args, hypermodel),
+        verbose=1 if args.verbose else 0,
     )
-    rows = leaderboard(tuner)
+    return tuner
+
+
+def refit(args, tuner, hypermodel, data, best_epochs):
+    """The best configuration trained on training + validation clips."""
+    import numpy as np
+
+    x_train, y_train, x_val, y_val, _ = data
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    model = hypermodel.build(best_hp)
+    hypermodel.fit(
+        best_hp, model,
+        np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]),
+        epochs=best_epochs, batch_size=args.batch_size,
+        verbose=1 if args.verbose else 0,
+    )
+    return model
+
+
+def report(args, tuner, data, best) -> tuple[list[dict], list[str]]:
+    """Prints the leaderboard, writes the report; returns rows and paths."""
+    import numpy as np
+
+    from keras_vgg4d.tuning import report as reports
+
+    _, _, x_val, y_val, class_names = data
+    rows = reports.leaderboard(tuner)
     if not rows:
         raise RuntimeError("The search finished no trial.")
-    print(format_leaderboard(rows))
-    written = write_results(rows, project_dir)
-    best = tuner.get_best_models(num_models=1)[0]
-    best_path = os.path.join(project_dir, "best_model.keras")
-    best.save(best_path)
-    written.append(best_path)
-    _, accuracy = best.evaluate(x_val, y_val, verbose=0)
+    print(reports.format_leaderboard(rows))
+    directory = _project_dir(args)
+    written = reports.write_results(rows, directory)
+    written.append(reports.plot_scores_by_head(
+        rows, os.path.join(directory, "scores_by_head.png")))
+    written.append(reports.plot_learning_curves(
+        tuner, rows, os.path.join(directory, "learning_curves.png")))
+    predicted = best.predict(x_val, verbose=0).argmax(axis=-1)
+    written += reports.write_confusion(y_val, predicted, class_names, directory)
+    accuracy = float(np.mean(predicted == y_val)) if len(y_val) else 0.0
     print(
-        f"best: trial {rows[0]['trial']}, {rows[0]['head']} head, validation "
-        f"accuracy {accuracy:.3f} (chance {1 / len(class_names):.3f})"
+        f"best: trial {rows[0]['trial']}, {rows[0]['head']} head, "
+        f"{rows[0]['objective']} {rows[0]['score']:.3f}, validation accuracy "
+        f"{accuracy:.3f} (chance {1 / len(class_names):.3f})"
     )
+    return rows, written
+
+
+def run(args) -> int:
+    """Runs the search the parsed `args` describe."""
+    import keras
+
+    check_args(args)
+    # Trials train their head with its own optimizer; loading a checkpoint
+    # into a fresh classifier skips that optimizer's state, as it should.
+    warnings.filterwarnings(
+        "ignore", message="Skipping variable loading for optimizer"
+    )
+    keras.utils.set_random_seed(args.seed)
+    x_train, y_train, x_val, y_val, class_names, time_axis = load_data(args)
+    data = (x_train, y_train, x_val, y_val, class_names)
+    hypermodel = make_hypermodel(args, x_train.shape[1:], len(class_names),
+                                 time_axis)
+    if not args.quiet:
+        print(
+            f"vgg4d-tune: {len(x_train)} training and {len(x_val)} validation "
+            f"clips of shape {x_train.shape[1:]}, {len(class_names)} classes; "
+            f"heads {', '.join(hypermodel.heads)}; {args.tuner} search for "
+            f"{hypermodel.objective.name}; feature cache "
+            f"{'on' if hypermodel.uses_feature_cache else 'off'}"
+        )
+    tuner = search(args, hypermodel, data)
+    best = tuner.get_best_models(num_models=1)[0]
+    rows, written = report(args, tuner, data, best)
+    directory = _project_dir(args)
+    written.append(os.path.join(directory, "best_model.keras"))
+    best.save(written[-1])
+    if args.refit:
+        final = refit(args, tuner, hypermodel, data, rows[0]["best_epochs"])
+        written.append(os.path.join(directory, "final_model.keras"))
+        final.save(written[-1])
+    from keras_vgg4d.tuning.report import write_markdown
+
+    written.append(write_markdown(rows, written, directory))
     print("wrote " + ", ".join(written))
     return 0
 

@@ -1,6 +1,6 @@
 """Demo clips drawn procedurally (no download), and a picture of clips.
 
-Three tasks tell the temporal strategies apart:
+Four tasks tell the temporal strategies apart:
 
 - `"appearance"`: the class is what is shown: a red disk, a green striped
   square, a blue checkered triangle or a yellow cross (in grayscale, the
@@ -12,6 +12,10 @@ Three tasks tell the temporal strategies apart:
   hold exactly the same frames, so a frame-wise model is at chance.
 - `"motion"`: the class is the direction of motion of a shape (right, left,
   down, up, and with more classes clockwise and anticlockwise rotation).
+- `"event"`: the class is what one single frame shows (the `"appearance"`
+  objects), at a random time and place; every other frame is background.
+  `return_info=True` tells which frame and where, so explanations can be
+  checked against it.
 
 Every clip gets random nuisance: position, size, angle, texture phase,
 background, pixel noise, and the shape's colour (its brightness only, in
@@ -23,12 +27,13 @@ from __future__ import annotations
 import numpy as np
 
 from keras_vgg4d.layout import validate_time_axis
+from keras_vgg4d.validation import check_bool
 from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import is_integer
 
-TASKS = ("appearance", "order", "motion")
-_DEFAULT_CLASSES = {"appearance": 3, "order": 2, "motion": 4}
-_MAX_CLASSES = {"appearance": 4, "order": 4, "motion": 6}
+TASKS = ("appearance", "order", "motion", "event")
+_DEFAULT_CLASSES = {"appearance": 3, "order": 2, "motion": 4, "event": 3}
+_MAX_CLASSES = {"appearance": 4, "order": 4, "motion": 6, "event": 4}
 _SHAPES = ("disk", "square", "triangle", "cross")
 # What each class of the "appearance" task shows: shape, fill and colour.
 _APPEARANCE_FILLS = ("solid", "stripes", "checks", "solid")
@@ -36,13 +41,15 @@ _APPEARANCE_COLOURS = np.array(
     [[255, 70, 50], [60, 225, 80], [70, 120, 255], [245, 225, 60]], "float32"
 )
 _MOTIONS = ("right", "left", "down", "up", "clockwise", "anticlockwise")
+_APPEARANCE_NAMES = (
+    "red disk", "green striped square", "blue checkered triangle",
+    "yellow cross",
+)
 _CLASS_NAMES = {
-    "appearance": (
-        "red disk", "green striped square", "blue checkered triangle",
-        "yellow cross",
-    ),
+    "appearance": _APPEARANCE_NAMES,
     "order": ("rising", "falling", "rise-fall", "fall-rise"),
     "motion": _MOTIONS,
+    "event": _APPEARANCE_NAMES,
 }
 
 
@@ -54,7 +61,8 @@ def demo_clips(
     task: str = "appearance",
     seed: int = 0,
     num_classes: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    return_info: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, dict]:
     """Procedurally drawn clips of moving, rotating or changing shapes.
 
     Deterministic for a given `seed`, needs no download, and takes well
@@ -78,6 +86,11 @@ def demo_clips(
       direction a shape moves, right, left, down or up, then clockwise and
       anticlockwise rotation. A clip of one direction played backwards is
       a clip of the opposite direction.
+    - `"event"` (3 classes by default, up to 4): one single frame, at a
+      random time, shows one of the `"appearance"` objects at a random
+      place, size and angle; every other frame is background. The class is
+      that object. Which frame it is and where the object lies come with
+      `return_info=True`: ground truth for `keras_vgg4d.explain`.
 
     Args:
         n: Number of clips, at least `num_classes`.
@@ -86,15 +99,22 @@ def demo_clips(
         size: Height and width of a frame, at least 8.
         channels: Channels of a frame: 3 gives colour, 1 grayscale; any
             positive count works.
-        task: One of `"appearance"`, `"order"`, `"motion"`.
+        task: One of `"appearance"`, `"order"`, `"motion"`, `"event"`.
         seed: Seed of the random draw.
         num_classes: Number of classes; `None` takes the task's default.
+        return_info: Whether to return a third item, a dict describing the
+            draw. For `"event"` it holds `"event_frame"`, int32 `(n,)`, the
+            index of the frame that shows the object, and `"object_mask"`,
+            bool `(n, size, size)`, the pixels the object covers in that
+            frame (at least half covered). Empty for the other tasks. The
+            clips and labels are the same either way.
 
     Returns:
         A tuple `(x, y)`: `x` float32 of shape
         `(n, frames, size, size, channels)` with values in `[0, 255]` (raw
         pixels: the backbone preprocesses inside), `y` int32 of shape `(n,)`
-        with labels in `[0, num_classes)`.
+        with labels in `[0, num_classes)`. `(x, y, info)` with
+        `return_info=True`.
 
     Example:
 
@@ -102,7 +122,37 @@ def demo_clips(
     >>> x, y = demo_clips(n=12, frames=4, size=32, task="order", seed=0)
     >>> x.shape, x.dtype.name, sorted(set(y.tolist()))
     ((12, 4, 32, 32, 3), 'float32', [0, 1])
+    >>> x, y, info = demo_clips(n=6, frames=5, task="event", return_info=True)
+    >>> info["event_frame"].shape, info["object_mask"].shape
+    ((6,), (6, 32, 32))
     """
+    num_classes = _check_arguments(n, frames, size, channels, task, num_classes)
+    check_bool("demo_clips", "return_info", return_info)
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(n) % num_classes).astype("int32")
+    painter = _Painter(size, channels)
+    draw = {
+        "appearance": _appearance_clip,
+        "order": _order_clip,
+        "motion": _motion_clip,
+        "event": _event_clip,
+    }[task]
+    x = np.empty((n, frames, size, size, channels), "float32")
+    info = {}
+    if task == "event":
+        info["event_frame"] = np.empty(n, "int32")
+        info["object_mask"] = np.empty((n, size, size), bool)
+    for i, label in enumerate(labels):
+        drawn = draw(painter, rng, frames, int(label), num_classes)
+        if task == "event":
+            x[i], info["event_frame"][i], info["object_mask"][i] = drawn
+        else:
+            x[i] = drawn
+    return (x, labels, info) if return_info else (x, labels)
+
+
+def _check_arguments(n, frames, size, channels, task, num_classes):
+    """Validates `demo_clips`' arguments; returns the number of classes."""
     num_classes = _resolve_classes(task, num_classes)
     if not is_integer(n) or n < num_classes:
         raise ValueError(
@@ -123,19 +173,7 @@ def demo_clips(
             f"frames a clip; received frames={frames}, "
             f"num_classes={num_classes}."
         )
-
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(n) % num_classes).astype("int32")
-    painter = _Painter(size, channels)
-    draw = {
-        "appearance": _appearance_clip,
-        "order": _order_clip,
-        "motion": _motion_clip,
-    }[task]
-    x = np.empty((n, frames, size, size, channels), "float32")
-    for i, label in enumerate(labels):
-        x[i] = draw(painter, rng, frames, int(label), num_classes)
-    return x, labels
+    return num_classes
 
 
 def demo_class_names(task: str, num_classes: int | None = None) -> list[str]:
@@ -295,6 +333,14 @@ def _appearance_clip(painter, rng, frames, label, num_classes):
         np.full(frames, rng.uniform(2.0, 3.0)),
         rng.uniform(0, 2 * np.pi),
     )
+    colour = _appearance_colour(painter, rng, label)
+    return painter.compose(
+        rng, painter.background(rng, frames), coverage, pattern, colour
+    )
+
+
+def _appearance_colour(painter, rng, label):
+    """The colour of class `label`'s object, with a random brightness."""
     if painter.channels == 3:
         colour = _APPEARANCE_COLOURS[label]
     else:
@@ -302,13 +348,41 @@ def _appearance_clip(painter, rng, frames, label, num_classes):
     colour = colour * rng.uniform(0.75, 1.0) + rng.uniform(
         -15, 15, painter.channels
     )
-    return painter.compose(
+    return np.clip(colour, 0, 255).astype("float32")
+
+
+def _event_clip(painter, rng, frames, label, num_classes):
+    """Class `label`'s object in one frame, background in all the others.
+
+    Returns the clip, the index of the object's frame and the object's
+    `(size, size)` boolean mask in that frame.
+    """
+    event = int(rng.integers(frames))
+    radius = rng.uniform(0.2, 0.3)
+    centre = rng.uniform(radius + 0.02, 1.0 - radius - 0.02, (1, 2))
+    coverage, pattern = painter.shapes(
+        _SHAPES[label],
+        _APPEARANCE_FILLS[label],
+        centre,
+        np.full(1, radius),
+        rng.uniform(0, 2 * np.pi, 1),
+        np.full(1, rng.uniform(2.0, 3.0)),
+        rng.uniform(0, 2 * np.pi),
+    )
+    colour = _appearance_colour(painter, rng, label)
+    # No object in the other frames: nothing covers their background.
+    full_coverage = np.zeros((frames, painter.size, painter.size), "float32")
+    full_coverage[event] = coverage[0]
+    full_pattern = np.ones_like(full_coverage)
+    full_pattern[event] = pattern[0]
+    clip = painter.compose(
         rng,
         painter.background(rng, frames),
-        coverage,
-        pattern,
-        np.clip(colour, 0, 255).astype("float32"),
+        full_coverage,
+        full_pattern,
+        colour,
     )
+    return clip, event, coverage[0] >= 0.5
 
 
 def _order_clip(painter, rng, frames, label, num_classes):

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vgg4d.data.arrays import load_arrays
+from keras_vgg4d.data.groups import group_split
 from keras_vgg4d.validation import validate_labels
 
 
@@ -155,12 +156,17 @@ def split_balanced(
     validation_fraction: float = 0.25,
     seed: int = 0,
     mask=None,
+    groups=None,
 ):
     """Splits clips into training and validation, every class in both.
 
     Each class is split on its own: `round(validation_fraction * count)`
     of its clips, at least one and at most all but one, go to validation.
-    Each part keeps the original order of the clips.
+    With `groups`, whole groups go to one side instead (clips of one
+    recording, actor or patient never train and validate at once), chosen
+    by `group_split` so that each class comes close to that share and has
+    clips on both sides where the groups allow. Each part keeps the
+    original order of the clips.
 
     Args:
         x: Clips, any array with one entry a clip along axis 0.
@@ -169,6 +175,8 @@ def split_balanced(
             `(0, 1)`.
         seed: Seed of the draw.
         mask: Optional `(n, time)` frame mask, split alike.
+        groups: Optional group id of each clip, `(n,)` (strings or
+            integers); a class needs clips in at least 2 groups.
 
     Returns:
         `((x_train, y_train), (x_val, y_val))`, or with a mask
@@ -199,15 +207,32 @@ def split_balanced(
             "split_balanced needs at least 2 clips of every class to put "
             f"one in each part; {', '.join(too_few)} has fewer."
         )
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (len(x),):
+            raise ValueError(
+                f"`groups` must hold one group id a clip, shape ({len(x)},); "
+                f"received shape {groups.shape}."
+            )
+        is_validation = group_split(labels, groups, validation_fraction, seed)
+    else:
+        is_validation = _split_each_class(
+            labels, classes, counts, validation_fraction, seed
+        )
+    arrays = [x, labels] + ([] if mask is None else [np.asarray(mask)])
+    train = tuple(a[~is_validation] for a in arrays)
+    val = tuple(a[is_validation] for a in arrays)
+    return train, val
+
+
+def _split_each_class(labels, classes, counts, validation_fraction, seed):
+    """Validation flags: a random `validation_fraction` of each class."""
     rng = np.random.default_rng(seed)
     validation = []
     for c, count in zip(classes, counts):
         members = rng.permutation(np.flatnonzero(labels == c))
         take = int(np.clip(round(validation_fraction * count), 1, count - 1))
         validation.append(members[:take])
-    is_validation = np.zeros(len(x), bool)
+    is_validation = np.zeros(len(labels), bool)
     is_validation[np.concatenate(validation)] = True
-    arrays = [x, labels] + ([] if mask is None else [np.asarray(mask)])
-    train = tuple(a[~is_validation] for a in arrays)
-    val = tuple(a[is_validation] for a in arrays)
-    return train, val
+    return is_validation
