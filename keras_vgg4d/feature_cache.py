@@ -11,6 +11,9 @@ import weakref
 import keras
 import numpy as np
 
+from keras_vgg4d.frame_features import compute_frame_features
+from keras_vgg4d.frame_features import is_clip_dataset
+
 
 @dataclasses.dataclass
 class CachedFeatures:
@@ -96,13 +99,19 @@ class FeatureCache:
         """The `CachedFeatures` of clips `x` (and labels `y`) for `model`.
 
         `model` is a built `VGG4DClassifier`; its `feature_extractor` gives
-        the features.
+        the features. For a dataset from `clip_dataset_from_directory`, the
+        `FrameFeatures` of every frame of its clips.
         """
         backbone_key = _backbone_key(model)
         if is_dataset(x):
             entries = self._datasets.setdefault(x, {})
             if backbone_key not in entries:
-                entries[backbone_key] = self._from_dataset(model, x, verbose)
+                entries[backbone_key] = (
+                    compute_frame_features(model, x, self.directory,
+                                           verbose=verbose)
+                    if is_clip_dataset(x)
+                    else self._from_dataset(model, x, verbose)
+                )
             return entries[backbone_key]
         x = np.asarray(x)
         key = (_array_key(x), backbone_key)

@@ -13,6 +13,8 @@ from keras_vgg4d.class_weight import resolve_class_weight
 from keras_vgg4d.feature_cache import FeatureCache
 from keras_vgg4d.feature_cache import OnWholeModel
 from keras_vgg4d.feature_cache import is_dataset
+from keras_vgg4d.frame_features import SampledFeatures
+from keras_vgg4d.frame_features import is_clip_dataset
 from keras_vgg4d.heads import HEADS
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.metrics import OBJECTIVES
@@ -261,7 +263,9 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         With the cache, the head trains on the backbone's features of the
         same clips, in the same batches, validated on the same clips, as
         `model.fit(x, y, validation_data=..., **kwargs)` would train it;
-        callbacks see the whole classifier.
+        callbacks see the whole classifier. A dataset from
+        `clip_dataset_from_directory` has every frame's features cached
+        once, and its frames drawn anew from them every epoch.
         """
         class_weight = kwargs.pop("class_weight", self.class_weight)
         if not self.uses_feature_cache:
@@ -270,40 +274,62 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             )
             # The classifier checks NumPy data itself.
             return model.fit(x, y, validation_data=validation_data, **kwargs)
-        check_arrays(
-            "VGG4DHyperModel.fit",
-            x,
-            y,
-            time_axis=self.time_axis,
-            channels=self.input_channels,
-            num_classes=self.num_classes,
-            validation_data=validation_data,
-        )
-        train, validation = self._cached_features(
-            model, x, y, validation_data, kwargs
-        )
+        if is_clip_dataset(x):
+            train, validation = self._sampled_features(
+                model, x, validation_data, kwargs
+            )
+            labels = train.frame_features.labels
+            arguments = (train,)
+        else:
+            check_arrays(
+                "VGG4DHyperModel.fit", x, y, time_axis=self.time_axis,
+                channels=self.input_channels, num_classes=self.num_classes,
+                validation_data=validation_data,
+            )
+            train, validation = self._cached_features(
+                model, x, y, validation_data, kwargs
+            )
+            labels = train.labels
+            arguments = (train.inputs, train.labels)
         kwargs["class_weight"] = resolve_class_weight(
-            class_weight, train.labels, self.num_classes
+            class_weight, labels, self.num_classes
         )
         head_model = model.head_model()
         self._compile_trial(head_model, hp)
         kwargs["callbacks"] = [
             OnWholeModel(callback, model) for callback in kwargs.get("callbacks") or []
         ]
-        kwargs["batch_size"] = kwargs.get("batch_size") or train.batch_size or 32
-        if validation is not None and validation.batch_size is not None:
-            # A validation dataset is validated in its own batches.
-            kwargs.setdefault("validation_batch_size", validation.batch_size)
-        return head_model.fit(
-            train.inputs,
-            train.labels,
-            validation_data=(
-                None
-                if validation is None
-                else (validation.inputs, validation.labels)
-            ),
-            **kwargs,
-        )
+        return head_model.fit(*arguments, validation_data=validation, **kwargs)
+
+    def _sampled_features(self, model, x, validation_data, kwargs):
+        """Per-epoch samples of cached frame features of clip datasets."""
+        for name in ("validation_split", "batch_size", "shuffle"):
+            if name == "validation_split" and kwargs.get(name):
+                raise ValueError(
+                    "`validation_split` is only supported for NumPy arrays; "
+                    "make the split with clip_dataset_from_directory("
+                    "validation_split=..., subset='both')."
+                )
+            kwargs.pop(name, None)
+        if validation_data is not None and not is_clip_dataset(validation_data):
+            raise ValueError(
+                "With a dataset from clip_dataset_from_directory, "
+                "`validation_data` must come from it too (subset='both')."
+            )
+        verbose = kwargs.get("verbose", "auto")
+        sampled = []
+        for data in (x, validation_data):
+            if data is None:
+                sampled.append(None)
+                continue
+            sampled.append(SampledFeatures(
+                self.feature_cache.get(model, data, verbose=verbose),
+                data.clip_spec,
+                data.clip_batch_size or 32,
+                training=data.redraws_each_epoch,
+                seed=data.clip_seed,
+            ))
+        return tuple(sampled)
 
     def _cached_features(self, model, x, y, validation_data, kwargs):
         """The cached training and validation features of a `fit` call.
@@ -320,15 +346,21 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
                 "Keras' `fit`; with a dataset, pass `validation_data`."
             )
         train = self.feature_cache.get(model, x, y, batch_size, verbose)
+        kwargs["batch_size"] = batch_size or train.batch_size or 32
+        validation = None
         if validation_data is not None:
             val_x, val_y = _unpack_validation_data(validation_data)
             validation = self.feature_cache.get(
                 model, val_x, val_y, batch_size, verbose
             )
-            return train, validation
-        if validation_split:
-            return train.split(validation_split)
-        return train, None
+            if validation.batch_size is not None:
+                # A validation dataset is validated in its own batches.
+                kwargs.setdefault("validation_batch_size", validation.batch_size)
+        elif validation_split:
+            train, validation = train.split(validation_split)
+        if validation is not None:
+            validation = (validation.inputs, validation.labels)
+        return train, validation
 
 
 def _labels_of(x, y):

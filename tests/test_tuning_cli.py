@@ -124,3 +124,29 @@ def test_bad_arguments_give_one_line_and_no_traceback(tmp_path, argv, status,
               if line.startswith("vgg4d-tune: error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr[-1500:]
     assert "Traceback" not in result.stderr
+
+
+def test_a_folder_of_videos_streams_through_the_search(tmp_path, capsys):
+    from video_testing import write_index_video
+
+    for name in ("jump", "run", "walk"):
+        for g in (1, 2, 3):
+            write_index_video(tmp_path / "videos" / name
+                              / f"v_{name}_g{g:02d}_c01.mp4", 6 + g)
+    status = search.main(
+        ["--data", str(tmp_path / "videos"), "--frames", "3",
+         "--sampling", "random", "--image-size", "32",
+         "--validation-split", "0.34", "--max-trials", "1", "--epochs", "2",
+         "--batch-size", "3", "--heads", "framewise",
+         "--directory", str(tmp_path / "runs"), "--refit"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "6 training and 3 validation clips of shape (3, 32, 32, 3)" in out
+    project = tmp_path / "runs" / "search"
+    # The features of every frame of every video, cached on disk.
+    assert list((project / "feature_cache").glob("frames-*.npy"))
+    matrix = (project / "confusion_matrix.csv").read_text().splitlines()
+    assert matrix[0] == "true \\ predicted,jump,run,walk"
+    assert sum(int(v) for line in matrix[1:] for v in line.split(",")[1:]) == 3
+    final = keras.models.load_model(project / "final_model.keras")
+    assert final.predict(np.zeros((1, 3, 32, 32, 3)), verbose=0).shape == (1, 3)

@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_vgg4d.tuning.configs import DEFAULTS  # noqa: E402
 from keras_vgg4d.tuning.configs import TUNERS  # noqa: E402
+from keras_vgg4d.tuning.search_data import load_search_data  # noqa: E402
 
 OBJECTIVE_NAMES = ("val_accuracy", "val_loss", "val_auc", "val_macro_f1")
 
@@ -52,14 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="demo task: 'order', 'appearance' or 'motion'")
     add("--num-clips", type=int, default=DEFAULTS["num_clips"],
         help="number of demo clips")
-    add("--validation-fraction", type=float,
-        default=DEFAULTS["validation_fraction"])
+    add("--validation-fraction", "--validation-split", type=float,
+        default=DEFAULTS["validation_fraction"],
+        help="share of the clips (of each class) that validate")
     add("--tuner", choices=TUNERS, default=DEFAULTS["tuner"])
     add("--max-trials", type=int, default=DEFAULTS["max_trials"])
     add("--epochs", type=int, default=DEFAULTS["epochs"])
     add("--batch-size", type=int, default=DEFAULTS["batch_size"])
     add("--frames", type=int, default=DEFAULTS["frames"],
         help="frames per clip (demo and folder data)")
+    add("--sampling", choices=("uniform", "random", "segments"),
+        default="segments",
+        help="folder data: how a clip's frames are picked, anew each epoch "
+             "for training (see clip_dataset_from_directory)")
+    add("--groups", default=r"_(g\d+)_",
+        help="folder data: a regular expression whose first group, found in "
+             "a file's name, names its group (the default reads UCF101's "
+             "_gNN_); a group's clips all validate or all train")
     add("--image-size", type=int, default=DEFAULTS["image_size"],
         help="frame height and width (demo and folder data)")
     add("--heads", default="framewise,conv3d,lstm",
@@ -95,48 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="Keras' per-epoch progress bars instead of one line a trial")
     add("--quiet", action="store_true", help="print only the leaderboard")
     return parser
-
-
-def load_data(args):
-    """Training and validation clips for the arguments.
-
-    Returns:
-        `(x_train, y_train, x_val, y_val, class_names, time_axis)`; the
-        loaders return time-major clips, demo clips are always time-major.
-    """
-    from keras_vgg4d import data
-
-    time_axis = -1 if args.time_last else 1
-    if args.data == "demo":
-        x, y = data.demo_clips(
-            n=args.num_clips,
-            frames=args.frames,
-            size=args.image_size,
-            channels=3,
-            task=args.task,
-            seed=args.seed,
-        )
-        class_names = [str(c) for c in range(int(y.max()) + 1)]
-    elif args.data.endswith(".npz"):
-        x, y = data.load_npz(args.data, time_axis=time_axis)
-        time_axis = 1
-        class_names = [str(c) for c in range(int(y.max()) + 1)]
-    elif os.path.isdir(args.data):
-        loaded = data.load_folder(
-            args.data, frames=args.frames, size=args.image_size,
-            time_axis=time_axis,
-        )
-        x, y, class_names = loaded.x, loaded.y, list(loaded.class_names)
-        time_axis = 1
-    else:
-        raise FileNotFoundError(
-            f"--data {args.data!r} is neither 'demo', a .npz file nor a "
-            "folder of clips"
-        )
-    (x_train, y_train), (x_val, y_val) = data.split_balanced(
-        x, y, validation_fraction=args.validation_fraction, seed=args.seed
-    )
-    return x_train, y_train, x_val, y_val, class_names, time_axis
 
 
 def check_args(args) -> None:
@@ -199,7 +167,6 @@ def search(args, hypermodel, data):
     """Runs the search; returns the tuner."""
     from keras_vgg4d.tuning.configs import make_tuner
 
-    x_train, y_train, x_val, y_val, _ = data
     tuner = make_tuner(
         args.tuner,
         hypermodel,
@@ -211,10 +178,12 @@ def search(args, hypermodel, data):
         seed=args.seed,
         progress=not args.quiet and not args.verbose,
     )
+    validation = (data.validation if data.streams
+                  else (data.validation, data.validation_labels))
     tuner.search(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
+        data.train,
+        data.train_labels,
+        validation_data=validation,
         epochs=args.epochs,
         batch_size=args.batch_size,
         callbacks=_callbacks(args, hypermodel),
@@ -225,14 +194,11 @@ def search(args, hypermodel, data):
 
 def refit(args, tuner, hypermodel, data, best_epochs):
     """The best configuration trained on training + validation clips."""
-    import numpy as np
-
-    x_train, y_train, x_val, y_val, _ = data
     best_hp = tuner.get_best_hyperparameters(1)[0]
     model = hypermodel.build(best_hp)
+    clips, labels = data.everything()
     hypermodel.fit(
-        best_hp, model,
-        np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]),
+        best_hp, model, clips, labels,
         epochs=best_epochs, batch_size=args.batch_size,
         verbose=1 if args.verbose else 0,
     )
@@ -245,7 +211,6 @@ def report(args, tuner, data, best) -> tuple[list[dict], list[str]]:
 
     from keras_vgg4d.tuning import report as reports
 
-    _, _, x_val, y_val, class_names = data
     rows = reports.leaderboard(tuner)
     if not rows:
         raise RuntimeError("The search finished no trial.")
@@ -256,7 +221,9 @@ def report(args, tuner, data, best) -> tuple[list[dict], list[str]]:
         rows, os.path.join(directory, "scores_by_head.png")))
     written.append(reports.plot_learning_curves(
         tuner, rows, os.path.join(directory, "learning_curves.png")))
-    predicted = best.predict(x_val, verbose=0).argmax(axis=-1)
+    class_names = data.class_names
+    y_val = data.validation_targets()
+    predicted = best.predict(data.validation, verbose=0).argmax(axis=-1)
     written += reports.write_confusion(y_val, predicted, class_names, directory)
     accuracy = float(np.mean(predicted == y_val)) if len(y_val) else 0.0
     print(
@@ -265,6 +232,10 @@ def report(args, tuner, data, best) -> tuple[list[dict], list[str]]:
         f"{accuracy:.3f} (chance {1 / len(class_names):.3f})"
     )
     return rows, written
+
+
+def _count(clips) -> int:
+    return len(getattr(clips, "clip_sources", clips))
 
 
 def run(args) -> int:
@@ -278,14 +249,14 @@ def run(args) -> int:
         "ignore", message="Skipping variable loading for optimizer"
     )
     keras.utils.set_random_seed(args.seed)
-    x_train, y_train, x_val, y_val, class_names, time_axis = load_data(args)
-    data = (x_train, y_train, x_val, y_val, class_names)
-    hypermodel = make_hypermodel(args, x_train.shape[1:], len(class_names),
-                                 time_axis)
+    data = load_search_data(args)
+    hypermodel = make_hypermodel(args, data.input_shape, len(data.class_names),
+                                 data.time_axis)
     if not args.quiet:
         print(
-            f"vgg4d-tune: {len(x_train)} training and {len(x_val)} validation "
-            f"clips of shape {x_train.shape[1:]}, {len(class_names)} classes; "
+            f"vgg4d-tune: {_count(data.train)} training and "
+            f"{_count(data.validation)} validation clips of shape "
+            f"{data.input_shape}, {len(data.class_names)} classes; "
             f"heads {', '.join(hypermodel.heads)}; {args.tuner} search for "
             f"{hypermodel.objective.name}; feature cache "
             f"{'on' if hypermodel.uses_feature_cache else 'off'}"

@@ -521,6 +521,12 @@ def _make_dataset(
     dataset.class_names = class_names
     dataset.file_paths = [s.path for s in sources]
     dataset.clip_sources = list(sources)
+    # How clips are made and drawn, for caches that sample frames themselves
+    # (`VGG4DHyperModel` caches every frame's features once).
+    dataset.clip_spec = spec
+    dataset.redraws_each_epoch = training
+    dataset.clip_batch_size = batch_size
+    dataset.clip_seed = seed
     return dataset
 
 
