@@ -29,6 +29,111 @@ def validate_frame_chunk(frame_chunk, owner: str) -> int | None:
     return frame_chunk
 
 
+def _fold(x):
+    """`(batch, time, *rest)` -> `(batch * time, *rest)`; `rest` may be
+    unknown."""
+    return ops.reshape(x, (-1, *ops.shape(x)[2:]))
+
+
+def _unfold(y, batch, time):
+    """`(batch * time, *rest)` -> `(batch, time, *rest)`."""
+    return ops.reshape(y, (batch, time, *ops.shape(y)[1:]))
+
+
+@keras.saving.register_keras_serializable(package="keras_vgg4d")
+class _FoldTime(keras.Operation):
+    """`_fold` as an operation: in a functional model, masks are computed by
+    the operations that made them, so the sizes must be read at run time."""
+
+    def call(self, x):
+        return _fold(x)
+
+    def compute_output_spec(self, x):
+        batch, time, *rest = x.shape
+        folded = None if batch is None or time is None else batch * time
+        return keras.KerasTensor((folded, *rest), dtype=x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_vgg4d")
+class _UnfoldTime(keras.Operation):
+    """`(batch * time, *rest)` -> `(batch, time, *rest)` with the batch and
+    time of `like`, read at run time."""
+
+    def call(self, y, like):
+        batch, time = ops.shape(like)[:2]
+        return _unfold(y, batch, time)
+
+    def compute_output_spec(self, y, like):
+        shape = (*like.shape[:2], *y.shape[1:])
+        return keras.KerasTensor(shape, dtype=y.dtype)
+
+
+def _to_chunks(x, batch, num_chunks, chunk):
+    """`(batch, time, *rest)` -> `(num_chunks, batch * chunk, *rest)`, time
+    zero-padded to `num_chunks * chunk` steps."""
+    rank = len(x.shape)
+    rest = ops.shape(x)[2:]
+    pad = num_chunks * chunk - ops.shape(x)[1]
+    x = tf.pad(x, [[0, 0], [0, pad]] + [[0, 0]] * (rank - 2))
+    x = tf.reshape(x, (batch, num_chunks, chunk, *rest))
+    x = tf.transpose(x, (1, 0, 2, *range(3, rank + 1)))
+    return tf.reshape(x, (num_chunks, -1, *rest))
+
+
+def _from_chunks(y, batch, num_chunks, chunk, time):
+    """`(num_chunks, batch * chunk, *rest)` -> `(batch, time, *rest)`."""
+    rank = len(y.shape)
+    rest = ops.shape(y)[2:]
+    y = tf.reshape(y, (num_chunks, batch, chunk, *rest))
+    y = tf.transpose(y, (1, 0, 2, *range(3, rank + 1)))
+    return tf.reshape(y, (batch, num_chunks * chunk, *rest))[:, :time]
+
+
+def _frame_spec(layer):
+    """The one `InputSpec` that `layer` declares (for a `Sequential`, its
+    first layer's), or None."""
+    spec = layer.input_spec
+    if spec is None and isinstance(layer, keras.Sequential) and layer.layers:
+        return _frame_spec(layer.layers[0])
+    if isinstance(spec, (list, tuple)):
+        return spec[0] if len(spec) == 1 else None
+    return spec
+
+
+def _rank_text(spec):
+    """What an `InputSpec` asks of the rank, e.g. `"rank >= 4"`."""
+    if spec.ndim is not None:
+        return f"rank {spec.ndim}"
+    if spec.min_ndim is not None and spec.max_ndim is not None:
+        return f"rank {spec.min_ndim} to {spec.max_ndim}"
+    if spec.min_ndim is not None:
+        return f"rank >= {spec.min_ndim}"
+    return f"rank <= {spec.max_ndim}"
+
+
+def _squeeze(shape):
+    """`shape` without a last axis of size 1."""
+    shape = tuple(shape)
+    return shape[:-1] if shape and shape[-1] == 1 else shape
+
+
+def _rank_fits(spec, shape) -> bool:
+    """Whether `shape` has a rank `spec` accepts, the way Keras checks it
+    (with `allow_last_axis_squeeze`, the ranks are compared without a last
+    axis of size 1, and not at all without `spec.shape`)."""
+    rank = len(shape)
+    if spec.ndim is not None and rank != spec.ndim:
+        if not spec.allow_last_axis_squeeze:
+            return False
+        if spec.shape is not None and len(_squeeze(shape)) != len(
+            _squeeze(spec.shape)
+        ):
+            return False
+    if spec.min_ndim is not None and rank < spec.min_ndim:
+        return False
+    return spec.max_ndim is None or rank <= spec.max_ndim
+
+
 @keras.saving.register_keras_serializable(package="keras_vgg4d")
 class FrameFold(keras.layers.Wrapper):
     """Runs a 2D layer or model on every frame of a clip in one batched call.
@@ -37,15 +142,56 @@ class FrameFold(keras.layers.Wrapper):
     unrolls one call of the wrapped layer per frame (or vectorizes over an
     unknown time axis), `FrameFold` reshapes `(batch, time, ...)` to
     `(batch * time, ...)`, calls the wrapped layer once, and reshapes back.
-    Both the batch and the time size may be unknown.
+    The batch, the time and the frame sizes may be unknown (only the rank
+    must be known); `compute_output_shape` leaves them unknown, as
+    `TimeDistributed` does.
 
     With `frame_chunk=N` the frames are processed `N` clip-steps at a time
     (that is, `batch * N` frames per call of the wrapped layer) in a
     sequential loop, which bounds peak memory on long clips and gives the
     same result.
 
-    A `(batch, time)` mask passes through to the output unchanged, and is
-    given folded to `(batch * time,)` to a wrapped layer that takes a `mask`.
+    A mask of shape `(batch, time)`, or `(batch, time, ...)` like the masks
+    of `keras.layers.Masking`, must match the input's batch and time sizes
+    (of the time-major input, so with `time_axis=-1` the mask is still
+    `(batch, time)`). Otherwise `FrameFold` raises a `ValueError` naming
+    both shapes, as `TimeDistributed` does; sizes unknown while tracing are
+    checked when the graph runs (`tf.errors.InvalidArgumentError`; XLA,
+    e.g. `jit_compile=True`, drops that run-time check). The mask is given
+    folded to `(batch * time, ...)` to a wrapped layer that takes a `mask`.
+
+    How `FrameFold` differs from `TimeDistributed` (Keras 3.15):
+
+    - Output mask: `TimeDistributed` returns the input mask unchanged.
+      `FrameFold` asks the wrapped layer's `compute_mask`: a mask the
+      wrapped layer makes (e.g. `Embedding(mask_zero=True)`, or a `LSTM`
+      with `return_sequences=True` given a `(batch, time, steps)` mask)
+      comes back unfolded as `(batch, time, ...)`, and-ed with the time
+      mask; when the wrapped layer returns no mask (e.g. a `LSTM` without
+      `return_sequences`), the input mask is reduced to `(batch, time)`.
+      Wrapped layers that keep the default `compute_mask` (`Dense`,
+      `Conv2D`, models) get the input mask back unchanged, as with
+      `TimeDistributed`.
+    - Statistics over the batch see all frames of all clips (or of one
+      chunk) at once: `BatchNormalization` in training normalizes over
+      `batch * time` frames, where `TimeDistributed` normalizes each time
+      step over the batch. Random layers (`Dropout`) draw differently.
+    - Before building, the folded frame rank is checked against the wrapped
+      layer's `input_spec`, and a mismatch raises a `ValueError` that says
+      which axis was read as time (`TimeDistributed` fails inside the
+      wrapped layer).
+    - Nesting: `FrameFold(FrameFold(layer))` runs `layer` on the frames of
+      `(batch, time, inner_time, ...)` input; give it a mask of shape
+      `(batch, time, inner_time)`, since the inner `FrameFold` receives the
+      mask folded to `(batch * time, inner_time)` (a `(batch, time)` mask
+      reaches it as `(batch * time,)`, and it raises a `ValueError`, as
+      nested `TimeDistributed` layers do).
+    - As with `TimeDistributed`: an explicit `training` is passed to the
+      wrapped layer, otherwise the wrapped layer inherits it from the
+      enclosing call (in a functional model, the model's `training` wins,
+      as for any Keras layer). Under a mixed dtype policy the inputs are
+      cast to the compute dtype, and the wrapped layer's own policy decides
+      the output dtype.
 
     Args:
         layer: A `keras.layers.Layer` or `keras.Model` that takes one frame
@@ -62,7 +208,8 @@ class FrameFold(keras.layers.Wrapper):
     Call arguments:
         inputs: A tensor of rank >= 3 laid out as `time_axis` says.
         training: Python boolean, passed to the wrapped layer.
-        mask: Optional boolean tensor of shape `(batch, time)`.
+        mask: Optional tensor of shape `(batch, time)` or
+            `(batch, time, ...)`, whatever `time_axis` is.
 
     Input shape:
         `(batch, time, *frame_shape)`, or `(batch, *frame_shape, time)` with
@@ -119,7 +266,75 @@ class FrameFold(keras.layers.Wrapper):
         if time is not None and self.frame_chunk is not None:
             steps = min(time, self.frame_chunk)
         folded = None if batch is None or steps is None else batch * steps
-        return shape, (folded, *shape[2:])
+        frame_shape = (folded, *shape[2:])
+        self._check_frame_rank(input_shape, frame_shape)
+        return shape, frame_shape
+
+    def _check_frame_rank(self, input_shape, frame_shape):
+        """Raises `ValueError` if the wrapped layer's `input_spec` rules out
+        frames of `frame_shape`, saying which axis was read as time."""
+        spec = _frame_spec(self.layer)
+        if spec is None or _rank_fits(spec, frame_shape):
+            return
+        layout = "(batch, time, ...)"
+        if self.time_axis == -1:
+            layout = "(batch, ..., time)"
+        expected = _rank_text(spec)
+        clip_rank = (spec.ndim or spec.min_ndim or spec.max_ndim) + 1
+        raise ValueError(
+            f"FrameFold read axis {self.time_axis} (size "
+            f"{input_shape[self.time_axis]}) of its input of shape "
+            f"{input_shape} as time, leaving frames of shape "
+            f"{frame_shape[1:]} (rank {len(frame_shape) - 1} + batch); "
+            f"{type(self.layer).__name__} '{self.layer.name}' expects inputs "
+            f"of {expected}, batch included. Pass clips of rank {clip_rank}, "
+            f"{layout} with time_axis={self.time_axis}; for single frames, "
+            "add a time axis."
+        )
+
+    def _check_mask(self, input_shape, mask):
+        """Raises `ValueError` unless the static shape of `mask` starts with
+        the (time-major) input's `(batch, time)`."""
+        shape = to_time_major_shape(input_shape, self.time_axis)
+        mask_shape = tuple(mask.shape)
+        fits = len(mask_shape) >= 2 and all(
+            m is None or s is None or m == s
+            for m, s in zip(mask_shape[:2], shape[:2])
+        )
+        if fits:
+            return
+        nested = ""
+        if len(mask_shape) < 2:
+            nested = (
+                " Inside another FrameFold or TimeDistributed, this layer "
+                "receives the outer mask folded: give the outer layer a "
+                "mask of shape (batch, time, inner_time)."
+            )
+        raise ValueError(
+            f"FrameFold received a mask of shape {mask_shape} that does not "
+            f"fit its input of shape {tuple(input_shape)}: with "
+            f"time_axis={self.time_axis} the mask must be (batch, time) = "
+            f"{shape[:2]}, or (batch, time, ...).{nested}"
+        )
+
+    def _assert_mask(self, x, mask):
+        """In a graph, returns `x` behind a run-time check that `mask`
+        starts with `x`'s `(batch, time)`; in eager, `x` unchanged."""
+        static = (*tuple(x.shape)[:2], *tuple(mask.shape)[:2])
+        if tf.executing_eagerly() or None not in static:
+            return x
+        check = tf.debugging.assert_equal(
+            tf.shape(mask)[:2],
+            tf.shape(x)[:2],
+            message=(
+                "FrameFold received a mask whose (batch, time) differs from "
+                "that of its time-major input; mask shape, then input shape:"
+            ),
+            summarize=8,
+            name="frame_fold_mask_check",
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(x)
 
     def build(self, input_shape):
         _, frame_shape = self._frame_shape(input_shape)
@@ -136,6 +351,8 @@ class FrameFold(keras.layers.Wrapper):
         # The wrapped layer decides the output dtype (it may run under another
         # dtype policy than this wrapper), so ask it rather than assuming ours.
         _, frame_shape = self._frame_shape(inputs.shape)
+        if mask is not None:
+            self._check_mask(inputs.shape, mask)
         frame_spec = self.layer.compute_output_spec(
             keras.KerasTensor(frame_shape, dtype=inputs.dtype)
         )
@@ -144,7 +361,22 @@ class FrameFold(keras.layers.Wrapper):
         )
 
     def compute_mask(self, inputs, mask=None):
-        return mask
+        if getattr(self.layer.compute_mask, "_is_default", False):
+            return mask
+        x = to_time_major(inputs, self.time_axis)
+        frame_mask = None if mask is None else _FoldTime()(mask)
+        inner = self.layer.compute_mask(_FoldTime()(x), frame_mask)
+        if mask is not None and len(mask.shape) > 2:
+            mask = ops.any(mask, axis=tuple(range(2, len(mask.shape))))
+        if inner is None:
+            return mask
+        inner = _UnfoldTime()(inner, x)
+        if mask is None:
+            return inner
+        mask = ops.cast(mask, "bool")
+        for _ in range(len(inner.shape) - 2):
+            mask = ops.expand_dims(mask, -1)
+        return ops.logical_and(ops.cast(inner, "bool"), mask)
 
     def _call_frames(self, frames, training, frame_mask):
         kwargs = {}
@@ -155,38 +387,27 @@ class FrameFold(keras.layers.Wrapper):
         return self.layer(frames, **kwargs)
 
     def call(self, inputs, training=None, mask=None):
+        self._frame_shape(inputs.shape)
         x = to_time_major(inputs, self.time_axis)
-        frame_dims = tuple(x.shape[2:])
-        if any(d is None for d in frame_dims):
-            raise ValueError(
-                "FrameFold expects every axis but batch and time to be known, "
-                f"received input shape {tuple(inputs.shape)}."
-            )
-        dynamic = ops.shape(x)
-        batch, time = dynamic[0], dynamic[1]
+        if mask is not None:
+            mask = ops.convert_to_tensor(mask)
+            self._check_mask(inputs.shape, mask)
+            x = self._assert_mask(x, mask)
+        batch, time = ops.shape(x)[:2]
         if self.frame_chunk is None:
-            frames = ops.reshape(x, (-1, *frame_dims))
-            frame_mask = None if mask is None else ops.reshape(mask, (-1,))
-            y = self._call_frames(frames, training, frame_mask)
-            return ops.reshape(y, (batch, time, *tuple(y.shape[1:])))
+            frame_mask = None if mask is None else _fold(mask)
+            y = self._call_frames(_fold(x), training, frame_mask)
+            return _unfold(y, batch, time)
         return self._call_chunked(x, batch, time, training, mask)
 
     def _call_chunked(self, x, batch, time, training, mask):
         """Runs `frame_chunk` time steps per call in a sequential loop."""
         chunk = self.frame_chunk
-        frame_dims = tuple(x.shape[2:])
         num_chunks = (time + chunk - 1) // chunk
-        pad = num_chunks * chunk - time
-        paddings = [[0, 0], [0, pad]] + [[0, 0]] * len(frame_dims)
-        x = tf.pad(x, paddings)
-        # (batch, chunks, chunk, ...) -> (chunks, batch * chunk, ...)
-        x = tf.reshape(x, (batch, num_chunks, chunk, *frame_dims))
-        perm = (1, 0, 2, *range(3, 3 + len(frame_dims)))
-        x = tf.reshape(tf.transpose(x, perm), (num_chunks, -1, *frame_dims))
+        # (batch, time, ...) -> (chunks, batch * chunk, ...)
+        x = _to_chunks(x, batch, num_chunks, chunk)
         if mask is not None:
-            mask = tf.pad(tf.cast(mask, "bool"), [[0, 0], [0, pad]])
-            mask = tf.reshape(mask, (batch, num_chunks, chunk))
-            mask = tf.reshape(tf.transpose(mask, (1, 0, 2)), (num_chunks, -1))
+            mask = _to_chunks(mask, batch, num_chunks, chunk)
 
         def step(i):
             frame_mask = None if mask is None else mask[i]
@@ -195,9 +416,8 @@ class FrameFold(keras.layers.Wrapper):
         # The first chunk runs outside the loop and tells the loop the
         # output's dtype and shape; the rest run one after another.
         first = step(0)
-        out_dims = tuple(first.shape[1:])
         outputs = tf.TensorArray(
-            first.dtype, size=num_chunks, element_shape=(None, *out_dims)
+            first.dtype, size=num_chunks, element_shape=first.shape
         ).write(0, first)
         _, outputs = tf.while_loop(
             lambda i, _: i < num_chunks,
@@ -205,12 +425,7 @@ class FrameFold(keras.layers.Wrapper):
             (tf.constant(1), outputs),
             parallel_iterations=1,
         )
-        y = outputs.stack()
-        # (chunks, batch * chunk, ...) -> (batch, chunks * chunk, ...)
-        y = tf.reshape(y, (num_chunks, batch, chunk, *out_dims))
-        out_perm = (1, 0, 2, *range(3, 3 + len(out_dims)))
-        y = tf.reshape(tf.transpose(y, out_perm), (batch, -1, *out_dims))
-        return y[:, :time]
+        return _from_chunks(outputs.stack(), batch, num_chunks, chunk, time)
 
     def get_config(self):
         config = super().get_config()
@@ -218,4 +433,3 @@ class FrameFold(keras.layers.Wrapper):
             {"time_axis": self.time_axis, "frame_chunk": self.frame_chunk}
         )
         return config
-

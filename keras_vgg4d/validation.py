@@ -110,6 +110,20 @@ def check_bool(owner: str, name: str, value) -> bool:
     return bool(value)
 
 
+def check_image_size(owner: str, name: str, value) -> tuple[int, int] | None:
+    """`None`, or `value` (an int or `(height, width)`) as a pair of ints."""
+    if value is None:
+        return None
+    if is_integer(value):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(
+            f"{owner} expects `{name}` to be None, an int or (height, "
+            f"width); received: {name}={value!r}"
+        )
+    return tuple(check_integer(owner, name, size, minimum=1) for size in value)
+
+
 def check_num_classes(owner: str, num_classes) -> int:
     """Returns `num_classes` if it is an integer >= 2, else `ValueError`."""
     return check_integer(owner, "num_classes", num_classes, minimum=2)

@@ -26,6 +26,8 @@ import warnings
 import keras
 import numpy as np
 
+from keras_vgg4d.validation import check_integer
+
 # From keras/src/applications/vgg19.py (Keras 3), so that the cache is shared.
 IMAGENET_NOTOP_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_NOTOP_URL = (
@@ -183,13 +185,7 @@ def adapt_input_kernel(kernel: np.ndarray, channels: int) -> np.ndarray:
             "adapt_input_kernel expects a (height, width, 3, filters) kernel, "
             f"received shape {kernel.shape}"
         )
-    if isinstance(channels, bool) or not isinstance(channels, int) or (
-        channels < 1
-    ):
-        raise ValueError(
-            "adapt_input_kernel expects a positive integer channel count, "
-            f"received channels={channels!r}"
-        )
+    check_integer("adapt_input_kernel", "channels", channels, 1)
     if channels == 3:
         return kernel
     if channels == 1:

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_vgg4d.validation import check_image_size
+from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import list_some
 from keras_vgg4d.layout import validate_time_axis
 
@@ -195,43 +197,14 @@ def _check_arguments(frames, sampling, size, channels):
         raise ValueError(
             f"Unknown sampling={sampling!r}; expected one of {SAMPLINGS}."
         )
-    if frames is not None and (
-        isinstance(frames, bool) or not isinstance(frames, int) or frames < 1
-    ):
-        raise ValueError(
-            f"`frames` must be a positive integer or None; received "
-            f"frames={frames!r}."
-        )
+    check_integer("load_folder", "frames", frames, 1, allow_none=True)
     if frames is None and sampling != "pad":
         raise ValueError(
             f"frames=None (the longest clip's length) needs sampling='pad'; "
             f"received sampling={sampling!r}. Pass frames=N."
         )
-    if channels is not None and (
-        isinstance(channels, bool) or not isinstance(channels, int)
-        or channels < 1
-    ):
-        raise ValueError(
-            f"`channels` must be a positive integer or None; received "
-            f"channels={channels!r}."
-        )
-    if size is None:
-        return None
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-            and s > 0 for s in size
-        )
-    ):
-        raise ValueError(
-            "`size` must be None, a positive int, or (height, width); "
-            f"received size={size!r}."
-        )
-    return (int(size[0]), int(size[1]))
+    check_integer("load_folder", "channels", channels, 1, allow_none=True)
+    return check_image_size("load_folder", "size", size)
 
 
 def _visible(names):

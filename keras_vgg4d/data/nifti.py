@@ -11,6 +11,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_vgg4d.validation import check_image_size
+from keras_vgg4d.validation import check_integer
+
 
 def _import_nibabel():
     try:
@@ -84,18 +87,9 @@ def load_nifti(
     if not paths:
         raise ValueError("load_nifti received an empty list of paths.")
     paths = [os.fspath(p) for p in paths]
-    if slice_axis not in (0, 1, 2) or isinstance(slice_axis, bool):
-        raise ValueError(
-            "`slice_axis` must be a spatial axis of the (X, Y, Z, T) volume, "
-            f"0, 1 or 2; received slice_axis={slice_axis!r}."
-        )
-    if isinstance(channels, bool) or not isinstance(channels, int) or (
-        channels < 1
-    ):
-        raise ValueError(
-            f"`channels` must be a positive integer; received "
-            f"channels={channels!r}."
-        )
+    check_integer("load_nifti (a spatial axis of the (X, Y, Z, T) volume)",
+                  "slice_axis", slice_axis, 0, 2)
+    check_integer("load_nifti", "channels", channels, 1)
     if clip_percentiles is not None and not (
         len(clip_percentiles) == 2
         and 0 <= clip_percentiles[0] < clip_percentiles[1] <= 100
@@ -105,8 +99,7 @@ def load_nifti(
             f"100; received clip_percentiles={clip_percentiles!r}."
         )
     volume_labels = _volume_labels(labels, paths)
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
+    size = check_image_size("load_nifti", "size", size)
 
     progress = keras.utils.Progbar(
         len(paths), verbose=verbose if len(paths) > 1 else 0, unit_name="file"

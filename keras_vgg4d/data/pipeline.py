@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_vgg4d.data.arrays import load_arrays
 from keras_vgg4d.data.groups import group_split
+from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import validate_labels
 
 
@@ -74,13 +75,7 @@ def make_dataset(
     >>> [tuple(clips.shape) for clips, labels in dataset]
     [(4, 4, 32, 32, 3), (4, 4, 32, 32, 3), (2, 4, 32, 32, 3)]
     """
-    if isinstance(batch_size, bool) or not isinstance(
-        batch_size, (int, np.integer)
-    ) or batch_size < 1:
-        raise ValueError(
-            "`batch_size` must be a positive integer; received "
-            f"batch_size={batch_size!r}."
-        )
+    check_integer("make_dataset", "batch_size", batch_size, 1)
     if augment is not None and not isinstance(augment, keras.layers.Layer):
         raise ValueError(
             "`augment` must be a Keras layer called as "

@@ -30,6 +30,7 @@ from keras_vgg4d.data.sources import split_clip_sources
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.validation import check_bool
 from keras_vgg4d.validation import check_choice
+from keras_vgg4d.validation import check_image_size
 from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import is_integer
 from keras_vgg4d.validation import is_number
@@ -80,7 +81,7 @@ def resize_clip(
     >>> tuple(padded.shape), float(top), float(middle)
     ((2, 64, 64, 3), 0.0, 200.0)
     """
-    height, width = _check_image_size(image_size, owner="resize_clip")
+    height, width = check_image_size("resize_clip", "image_size", image_size)
     clip = tf.cast(clip, "float32")
     if crop_to_aspect_ratio:
         shape = tf.shape(clip)
@@ -121,22 +122,6 @@ class _ClipSpec:
     resize: bool = True  # False: image_size=None, every clip at one size
 
 
-def _check_image_size(image_size, owner=_OWNER):
-    if image_size is None:
-        return None
-    if is_integer(image_size):
-        image_size = (image_size, image_size)
-    if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
-        raise ValueError(
-            f"{owner} expects `image_size` to be None, an int or (height, "
-            f"width); received: image_size={image_size!r}"
-        )
-    return tuple(
-        check_integer(owner, "image_size", size, minimum=1)
-        for size in image_size
-    )
-
-
 def _check_arguments(arguments: dict) -> _ClipSpec:
     a = arguments
     frames, sampling, frame_step, short_clips = check_sampling(
@@ -163,7 +148,7 @@ def _check_arguments(arguments: dict) -> _ClipSpec:
     _check_split(a["validation_split"], a["subset"], a["shuffle"], a["seed"])
     return _ClipSpec(
         frames, sampling, frame_step, short_clips,
-        _check_image_size(a["image_size"]), COLOR_MODES[a["color_mode"]],
+        check_image_size(_OWNER, "image_size", a["image_size"]), COLOR_MODES[a["color_mode"]],
         a["interpolation"], a["crop_to_aspect_ratio"],
         a["pad_to_aspect_ratio"], a["dtype"],
         validate_time_axis(a["time_axis"]),
