@@ -12,13 +12,22 @@ import keras
 from keras import ops
 
 
-def _one_hot(y_true, num_classes, dtype):
-    y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
-    return ops.one_hot(y_true, num_classes, dtype=dtype)
+class _FromIntegerLabels:
+    """Mixin: one-hot integer labels before a one-hot Keras metric reads
+    them. Sets `num_classes`, which the config holds."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        y_true = ops.one_hot(y_true, self.num_classes, dtype=self.dtype)
+        return super().update_state(y_true, y_pred, sample_weight)
+
+    def get_config(self):
+        return {"num_classes": self.num_classes, "name": self.name,
+                "dtype": self.dtype}
 
 
 @keras.saving.register_keras_serializable(package="keras_vgg4d")
-class SparseMacroF1(keras.metrics.F1Score):
+class SparseMacroF1(_FromIntegerLabels, keras.metrics.F1Score):
     """Macro-averaged F1 of integer labels against class probabilities.
 
     The unweighted mean of the per-class F1 scores: on imbalanced data, a
@@ -43,17 +52,9 @@ class SparseMacroF1(keras.metrics.F1Score):
         super().__init__(average="macro", name=name, dtype=dtype)
         self.num_classes = num_classes
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = _one_hot(y_true, self.num_classes, self.dtype)
-        return super().update_state(y_true, y_pred, sample_weight)
-
-    def get_config(self):
-        return {"num_classes": self.num_classes, "name": self.name,
-                "dtype": self.dtype}
-
 
 @keras.saving.register_keras_serializable(package="keras_vgg4d")
-class SparseAUC(keras.metrics.AUC):
+class SparseAUC(_FromIntegerLabels, keras.metrics.AUC):
     """ROC AUC of integer labels against class probabilities.
 
     One-vs-rest AUC of each class, averaged over the classes (Keras'
@@ -79,14 +80,6 @@ class SparseAUC(keras.metrics.AUC):
             multi_label=True, num_labels=num_classes, name=name, dtype=dtype
         )
         self.num_classes = num_classes
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = _one_hot(y_true, self.num_classes, self.dtype)
-        return super().update_state(y_true, y_pred, sample_weight)
-
-    def get_config(self):
-        return {"num_classes": self.num_classes, "name": self.name,
-                "dtype": self.dtype}
 
 
 # Search objectives: the validation metric and its direction.

@@ -107,3 +107,14 @@ def test_a_search_optimizes_macro_f1(tmp_path):
     trial = tuner.oracle.get_best_trials(1)[0]
     assert trial.score == pytest.approx(
         trial.metrics.get_last_value("val_macro_f1"))
+
+
+@pytest.mark.parametrize("metric_class", [SparseAUC, SparseMacroF1])
+def test_metrics_round_trip_through_their_config(metric_class):
+    import keras
+
+    metric = metric_class(4, name="m")
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(metric))
+    assert type(restored) is metric_class
+    assert restored.num_classes == 4 and restored.name == "m"
