@@ -84,11 +84,20 @@ class FeatureCache:
         directory: Where features larger than `memory_limit_bytes` are kept
             as memory-mapped `.npy` files; `None` keeps everything in memory.
         memory_limit_bytes: The size above which features go to `directory`.
+        dtype_policy: The policy the backbone computes the features under,
+            e.g. `"mixed_bfloat16"`; `None` for the model's own. Features are
+            stored as float32.
     """
 
-    def __init__(self, directory: str | None = None, memory_limit_bytes: int = 2**30):
+    def __init__(
+        self,
+        directory: str | None = None,
+        memory_limit_bytes: int = 2**30,
+        dtype_policy: str | None = None,
+    ):
         self.directory = directory
         self.memory_limit_bytes = memory_limit_bytes
+        self.dtype_policy = dtype_policy
         self._arrays = {}
         self._datasets = weakref.WeakKeyDictionary()
 
@@ -102,13 +111,14 @@ class FeatureCache:
         the features. For a dataset from `clip_dataset_from_directory`, the
         `FrameFeatures` of every frame of its clips.
         """
-        backbone_key = _backbone_key(model)
+        backbone_key = _backbone_key(model) + str(self.dtype_policy)
         if is_dataset(x):
             entries = self._datasets.setdefault(x, {})
             if backbone_key not in entries:
                 entries[backbone_key] = (
                     compute_frame_features(model, x, self.directory,
-                                           verbose=verbose)
+                                           verbose=verbose,
+                                           dtype_policy=self.dtype_policy)
                     if is_clip_dataset(x)
                     else self._from_dataset(model, x, verbose)
                 )
@@ -133,7 +143,8 @@ class FeatureCache:
         return np.lib.format.open_memmap(path, "w+", dtype, shape)
 
     def _from_array(self, model, x, batch_size, key, verbose):
-        extractor = model.feature_extractor(x.shape[1:], x.dtype)
+        extractor = model.feature_extractor(x.shape[1:], x.dtype,
+                                            self.dtype_policy)
         n = len(x)
         features = masks = None
         progress = keras.utils.Progbar(n, verbose=0 if verbose == 0 else 1,
@@ -161,7 +172,8 @@ class FeatureCache:
         for element in dataset:
             clips, batch_labels = element[0], element[1]
             if extractor is None:
-                extractor = model.feature_extractor(clips.shape[1:], clips.dtype)
+                extractor = model.feature_extractor(
+                    clips.shape[1:], clips.dtype, self.dtype_policy)
                 batch_size = int(clips.shape[0])
             batch_features, batch_mask = extractor.predict_on_batch(clips)
             features.append(batch_features)

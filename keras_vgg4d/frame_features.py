@@ -40,6 +40,19 @@ class FrameFeatures:
         offsets: `(clips + 1,)`: clip `i` holds frames
             `offsets[i]:offsets[i + 1]`.
         labels: `(clips,)` integer labels.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_vgg4d.frame_features import FrameFeatures
+    >>> cached = FrameFeatures(
+    ...     features=np.arange(5, dtype="float32").reshape(5, 1, 1, 1),
+    ...     frame_mask=np.ones(5, bool),
+    ...     offsets=np.array([0, 2, 5]),  # clip 0: 2 frames, clip 1: 3
+    ...     labels=np.array([0, 1]))
+    >>> features, mask = cached.gather(1, [0, 2], frames=3)
+    >>> features.ravel().tolist(), mask.tolist()
+    ([2.0, 4.0, 0.0], [True, True, False])
     """
 
     features: np.ndarray
@@ -72,7 +85,7 @@ def _read(source, spec):
 
 def compute_frame_features(
     model, dataset, directory: str | None = None, chunk: int = 64,
-    verbose="auto",
+    verbose="auto", dtype_policy: str | None = None,
 ) -> FrameFeatures:
     """The features of every frame of `dataset`'s clips under `model`.
 
@@ -83,6 +96,8 @@ def compute_frame_features(
             folder if `None`).
         chunk: Frames per backbone call.
         verbose: `0` for no progress bar.
+        dtype_policy: The backbone's policy for these features (e.g.
+            `"mixed_bfloat16"`); `None` for the model's own.
 
     Returns:
         `FrameFeatures`.
@@ -92,6 +107,7 @@ def compute_frame_features(
     extractor = model.feature_extractor(
         _model_layout((None, *spec.image_size, spec.channels), model),
         "float32",
+        dtype_policy,
     )
     shape = extractor.output[0].shape[2:]
     features = _open_memmap(directory, (sum(steps), *shape))

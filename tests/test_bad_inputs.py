@@ -362,6 +362,11 @@ CASES = [
     ("data/index_clip_directory_missing", lambda p: data.index_clip_directory(
         str(p / "nowhere")),
      FileNotFoundError, r"nowhere"),
+    ("data/load_dicom_missing", lambda p: data.load_dicom(str(p / "scan.dcm")),
+     FileNotFoundError, r"scan\.dcm"),
+    ("data/scale_intensity_mode", lambda p: data.scale_intensity(
+        np.ones(4), intensity="auto"),
+     ValueError, r"intensity='auto'"),
     ("data/clip_dataset_sampling", lambda p: data.clip_dataset_from_directory(
         str(p), sampling="tsn"),
      ValueError, r"sampling.*'tsn'"),

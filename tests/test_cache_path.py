@@ -252,3 +252,46 @@ def test_balanced_class_weight_weighs_the_loss_the_same_both_ways():
     _assert_same_history(cached, plain)
     (unweighted, _, _), _ = _fit_both(skewed)
     assert abs(unweighted["loss"][0] - cached["loss"][0]) > 1e-4
+
+
+def test_trials_checkpoint_only_their_head_and_load_whole(tmp_path):
+    """A cached search writes the head's weights per trial; the tuner still
+    returns whole classifiers that predict as the trained ones did."""
+    import os
+
+    x, y = _data(8, 0)
+    hypermodel = VGG4DHyperModel(3, CLIP_SHAPE, heads=("lstm",),
+                                 feature_cache_dir=str(tmp_path / "cache"))
+    tuner = keras_tuner.RandomSearch(
+        hypermodel, objective="val_loss", max_trials=1,
+        directory=str(tmp_path / "search"),
+    )
+    tuner.search(x, y, validation_data=(x, y), epochs=2, batch_size=4,
+                 verbose=0)
+    trial = tuner.oracle.get_best_trials(1)[0]
+    checkpoint = tuner._get_checkpoint_fname(trial.trial_id)
+    model = tuner.get_best_models(1)[0]
+    head_bytes = sum(w.nbytes for w in model.head.get_weights())
+    # The head's weights and Adam's two moments of them; no backbone.
+    assert os.path.getsize(checkpoint) < 3 * head_bytes + 200_000
+    whole_bytes = sum(w.nbytes for w in model.get_weights())
+    assert whole_bytes > 50 * head_bytes
+    # The backbone is written once a search, and the best model predicts
+    # on raw clips what its head gives on the cached features.
+    assert (tmp_path / "cache" / "backbone_weights.npz").exists()
+    cached = hypermodel.feature_cache.get(model, x)
+    np.testing.assert_allclose(
+        model.head_model().predict_on_batch(cached.inputs),
+        model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert float(model.evaluate(x, y, verbose=0)[0]) == pytest.approx(
+        trial.score, rel=1e-4)
+
+
+def test_a_new_process_rebuilds_the_same_backbone(tmp_path):
+    first = VGG4DHyperModel(3, CLIP_SHAPE, feature_cache_dir=str(tmp_path))
+    model = first.build(keras_tuner.HyperParameters())
+    keras.utils.set_random_seed(99)  # another process, another draw
+    second = VGG4DHyperModel(3, CLIP_SHAPE, feature_cache_dir=str(tmp_path))
+    again = second.build(keras_tuner.HyperParameters())
+    for a, b in zip(model.backbone.get_weights(), again.backbone.get_weights()):
+        np.testing.assert_array_equal(a, b)

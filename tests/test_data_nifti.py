@@ -125,3 +125,50 @@ def test_without_nibabel(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "nibabel", None)
     with pytest.raises(ImportError, match=r"pip install keras_vgg4d\[nifti\]"):
         load_nifti(tmp_path / "v.nii", verbose=0)
+
+
+def test_intensity_options_match_clip_percentiles_and_the_header_window(
+    tmp_path
+):
+    volume = write_volume(tmp_path / "v.nii", (32, 32, 2, 3), seed=3)
+    by_percentiles, _ = load_nifti(tmp_path / "v.nii",
+                                   clip_percentiles=(2, 98), verbose=0)
+    by_intensity, _ = load_nifti(tmp_path / "v.nii", intensity=(2, 98),
+                                 verbose=0)
+    np.testing.assert_array_equal(by_intensity, by_percentiles)
+    image = nib.Nifti1Image(volume, np.eye(4))
+    image.header["cal_min"], image.header["cal_max"] = 0.0, 400.0
+    nib.save(image, str(tmp_path / "windowed.nii"))
+    x, _ = load_nifti(tmp_path / "windowed.nii", intensity="window",
+                      verbose=0)
+    expected = np.clip(volume / 400.0 * 255, 0, 255)
+    np.testing.assert_allclose(x[1, 2, :, :, 0], expected[:, :, 1, 2],
+                               rtol=1e-4, atol=1e-3)
+    fixed, _ = load_nifti(tmp_path / "v.nii", verbose=0,
+                          intensity={"center": 400.0, "width": 1000.0})
+    np.testing.assert_allclose(
+        fixed[0, 0, :, :, 0],
+        np.clip((volume[:, :, 0, 0] + 100) / 1000 * 255, 0, 255),
+        rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match=r"either clip_percentiles or "
+                                         r"intensity, not both"):
+        load_nifti(tmp_path / "v.nii", clip_percentiles=(1, 99),
+                   intensity="window", verbose=0)
+    with pytest.raises(ValueError, match=r"intensity='auto'"):
+        load_nifti(tmp_path / "v.nii", intensity="auto", verbose=0)
+
+
+def test_the_nifti_clip_source_scales_like_load_nifti(tmp_path):
+    from keras_vgg4d.data import index_clip_directory
+    from keras_vgg4d.data import read_clip
+
+    (tmp_path / "a").mkdir()
+    write_volume(tmp_path / "a" / "v.nii.gz", (32, 32, 3, 4), seed=4)
+    for intensity in (None, "percentiles", (10, 90)):
+        sources = index_clip_directory(
+            str(tmp_path), intensity=intensity, verbose=False,
+            slices=[2, 0]).sources
+        assert [s.index for s in sources] == [2, 0]
+        x, _ = load_nifti(tmp_path / "a" / "v.nii.gz", verbose=0,
+                          intensity=intensity or "minmax")
+        np.testing.assert_allclose(read_clip(sources[0]), x[2], atol=1e-3)

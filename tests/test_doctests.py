@@ -32,6 +32,15 @@ WITH_EXAMPLES = {
     "keras_vgg4d.data.demo",
     "keras_vgg4d.data.arrays",
     "keras_vgg4d.data.pipeline",
+    "keras_vgg4d.data.dicom",
+    "keras_vgg4d.data.intensity",
+    "keras_vgg4d.data.streaming",
+    "keras_vgg4d.data.sampling",
+    "keras_vgg4d.data.video",
+    "keras_vgg4d.frame_features",
+    "keras_vgg4d.precision",
+    "keras_vgg4d.class_weight",
+    "keras_vgg4d.studies",
 }
 
 

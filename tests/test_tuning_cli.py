@@ -63,9 +63,10 @@ def test_progress_lines_and_refit(tmp_path, capsys):
         ["--num-clips", "24", "--frames", "2", "--max-trials", "2",
          "--epochs", "2", "--batch-size", "6", "--heads", "lstm",
          "--directory", str(tmp_path), "--refit", "--objective", "val_loss",
-         "--class-weight", "balanced"])
+         "--class-weight", "balanced", "--precision", "bfloat16"])
     assert status == 0
     out = capsys.readouterr().out
+    assert "features in mixed_bfloat16" in out
     assert "trial 1/2  lstm" in out and "trial 2/2  lstm" in out
     assert "val_loss" in out and "about" in out
     final = keras.models.load_model(tmp_path / "search" / "final_model.keras")
@@ -108,6 +109,7 @@ def test_npz_time_last_data_and_resume(tmp_path, capsys):
         (["--objective", "val_f1"], 2, "argument --objective: invalid choice"),
         (["--class-weight", "inverse"], 2,
          "argument --class-weight: invalid choice"),
+        (["--precision", "float16"], 2, "argument --precision: invalid choice"),
     ],
 )
 def test_bad_arguments_give_one_line_and_no_traceback(tmp_path, argv, status,

@@ -66,10 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="segments",
         help="folder data: how a clip's frames are picked, anew each epoch "
              "for training (see clip_dataset_from_directory)")
-    add("--groups", default=r"_(g\d+)_",
+    add("--groups", default=None,
         help="folder data: a regular expression whose first group, found in "
-             "a file's name, names its group (the default reads UCF101's "
-             "_gNN_); a group's clips all validate or all train")
+             "a file's name, names its group (by default UCF101's _gNN_ for "
+             "videos, the PatientID for DICOM); a group's clips all validate "
+             "or all train")
+    add("--intensity", default=None,
+        help="folder data: DICOM/NIfTI intensities to 0..255: window, "
+             "percentiles or minmax (default: window for DICOM, minmax for "
+             "NIfTI)")
     add("--image-size", type=int, default=DEFAULTS["image_size"],
         help="frame height and width (demo and folder data)")
     add("--heads", default="framewise,conv3d,lstm",
@@ -101,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--refit", action="store_true",
         help="retrain the best configuration on training + validation clips "
              "for its best epoch count; saved as final_model.keras")
+    add("--precision", choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="precision of the cached backbone features; auto: bfloat16 on "
+             "CPUs with AVX-512 BF16 or AMX, else float32 (heads train in "
+             "float32)")
     add("--verbose", action="store_true",
         help="Keras' per-epoch progress bars instead of one line a trial")
     add("--quiet", action="store_true", help="print only the leaderboard")
@@ -144,6 +154,7 @@ def make_hypermodel(args, input_shape, num_classes, time_axis):
         feature_cache_dir=os.path.join(_project_dir(args), "feature_cache"),
         objective=args.objective,
         class_weight=None if args.class_weight == "none" else "balanced",
+        precision=args.precision,
     )
 
 
@@ -223,7 +234,9 @@ def report(args, tuner, data, best) -> tuple[list[dict], list[str]]:
         tuner, rows, os.path.join(directory, "learning_curves.png")))
     class_names = data.class_names
     y_val = data.validation_targets()
-    predicted = best.predict(data.validation, verbose=0).argmax(axis=-1)
+    probabilities = best.predict(data.validation, verbose=0)
+    predicted = probabilities.argmax(axis=-1)
+    _print_study_accuracy(data, probabilities, y_val)
     written += reports.write_confusion(y_val, predicted, class_names, directory)
     accuracy = float(np.mean(predicted == y_val)) if len(y_val) else 0.0
     print(
@@ -232,6 +245,23 @@ def report(args, tuner, data, best) -> tuple[list[dict], list[str]]:
         f"{accuracy:.3f} (chance {1 / len(class_names):.3f})"
     )
     return rows, written
+
+
+def _print_study_accuracy(data, probabilities, labels) -> None:
+    """One answer per patient, where a patient's study gave several clips."""
+    from keras_vgg4d.studies import study_accuracy
+    from keras_vgg4d.studies import study_ids
+
+    sources = getattr(data.validation, "clip_sources", None)
+    if sources is None:
+        return
+    ids = study_ids(sources)
+    if len(set(ids)) == len(ids):
+        return
+    scores = study_accuracy(probabilities, labels, ids)
+    print(f"per patient: accuracy {scores['study_accuracy']:.3f} over "
+          f"{scores['studies']} patients (per clip "
+          f"{scores['clip_accuracy']:.3f})")
 
 
 def _count(clips) -> int:
@@ -259,7 +289,8 @@ def run(args) -> int:
             f"{data.input_shape}, {len(data.class_names)} classes; "
             f"heads {', '.join(hypermodel.heads)}; {args.tuner} search for "
             f"{hypermodel.objective.name}; feature cache "
-            f"{'on' if hypermodel.uses_feature_cache else 'off'}"
+            + (f"on, features in {hypermodel.feature_cache.dtype_policy}"
+               if hypermodel.uses_feature_cache else "off")
         )
     tuner = search(args, hypermodel, data)
     best = tuner.get_best_models(num_models=1)[0]

@@ -89,6 +89,7 @@ def _stream_folder(args) -> SearchData:
         frames=args.frames, image_size=(args.image_size, args.image_size),
         sampling=args.sampling, batch_size=args.batch_size, seed=args.seed,
         groups=args.groups, time_axis=time_axis, verbose=not args.quiet,
+        intensity=args.intensity,
     )
     train, validation = clip_dataset_from_directory(
         args.data, validation_split=args.validation_fraction, subset="both",

@@ -1,6 +1,9 @@
 """Clips from 4D NIfTI volumes `(X, Y, Z, T)`: slices over time.
 
 Needs nibabel, the `nifti` extra: `pip install keras_vgg4d[nifti]`.
+Intensities map to 0..255 per volume by the `intensity` option that DICOM
+shares (see `keras_vgg4d.data.intensity`); a NIfTI file's own window is
+its header's `cal_min`/`cal_max`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_vgg4d.data.intensity import Window
+from keras_vgg4d.data.intensity import apply_window
+from keras_vgg4d.data.intensity import check_intensity
+from keras_vgg4d.data.intensity import intensity_window
+from keras_vgg4d.data.intensity import needs_values
 from keras_vgg4d.validation import check_image_size
 from keras_vgg4d.validation import check_integer
 
@@ -35,16 +43,17 @@ def load_nifti(
     channels: int = 1,
     clip_percentiles: tuple[float, float] | None = None,
     verbose: int = 1,
+    intensity="minmax",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Clips of 2D slices over time from 4D NIfTI volumes.
 
     A volume `(X, Y, Z, T)`, such as a cine MRI or an fMRI run, becomes one
     clip a slice along `slice_axis`: with `slice_axis=2`, clip `z` is
     `volume[:, :, z, :]` laid out `(T, X, Y, channels)`. Intensities are
-    scaled to `[0, 255]` per volume, from its minimum and maximum (or the
-    percentiles in `clip_percentiles`, values beyond them clipped), so the
-    clips look like the 8-bit images the backbone expects. A volume of one
-    value gives zeros.
+    scaled to `[0, 255]` per volume, from its minimum and maximum by
+    default (`intensity`: also the header's window, percentiles, or a
+    fixed window; values beyond it clipped), so the clips look like the
+    8-bit images the backbone expects. A volume of one value gives zeros.
 
     Args:
         path: A `.nii` / `.nii.gz` file, or a list of them.
@@ -59,8 +68,15 @@ def load_nifti(
         channels: Channels of the output; the gray slice is repeated, e.g.
             `3` for an RGB backbone.
         clip_percentiles: Optional `(low, high)` percentiles of the volume
-            that map to 0 and 255, e.g. `(0.5, 99.5)` against outliers.
+            that map to 0 and 255, e.g. `(0.5, 99.5)` against outliers;
+            the same as `intensity=(low, high)`.
         verbose: `1` shows a progress bar over several volumes, `0` none.
+        intensity: How a volume's values map to 0..255, as for DICOM:
+            `"minmax"` (default), `"window"` (the header's `cal_min` to
+            `cal_max`, else the 0.5th to 99.5th percentiles),
+            `"percentiles"` (0.5th to 99.5th), percentiles `(low, high)`,
+            or a fixed window `{"center": c, "width": w}`; see
+            `keras_vgg4d.data.intensity`.
 
     Returns:
         A tuple `(x, y)`: `x` float32 `(clips, T, height, width, channels)`
@@ -90,14 +106,7 @@ def load_nifti(
     check_integer("load_nifti (a spatial axis of the (X, Y, Z, T) volume)",
                   "slice_axis", slice_axis, 0, 2)
     check_integer("load_nifti", "channels", channels, 1)
-    if clip_percentiles is not None and not (
-        len(clip_percentiles) == 2
-        and 0 <= clip_percentiles[0] < clip_percentiles[1] <= 100
-    ):
-        raise ValueError(
-            "`clip_percentiles` must be (low, high) with 0 <= low < high <= "
-            f"100; received clip_percentiles={clip_percentiles!r}."
-        )
+    intensity = _intensity_option(intensity, clip_percentiles)
     volume_labels = _volume_labels(labels, paths)
     size = check_image_size("load_nifti", "size", size)
 
@@ -107,7 +116,7 @@ def load_nifti(
     all_clips, all_labels = [], []
     for index, volume_path in enumerate(paths):
         clips = _volume_clips(
-            nibabel, volume_path, slice_axis, slices, clip_percentiles
+            nibabel, volume_path, slice_axis, slices, intensity
         )
         if size is not None and clips.shape[2:4] != tuple(size):
             time = clips.shape[1]
@@ -133,24 +142,65 @@ def load_nifti(
     return x, None if y is None else y.astype("int32")
 
 
-def _volume_labels(labels, paths):
+def _intensity_option(intensity, clip_percentiles):
+    """`intensity`, or `clip_percentiles` as one, checked."""
+    if clip_percentiles is None:
+        return check_intensity("load_nifti", intensity)
+    if not (
+        len(clip_percentiles) == 2
+        and 0 <= clip_percentiles[0] < clip_percentiles[1] <= 100
+    ):
+        raise ValueError(
+            "`clip_percentiles` must be (low, high) with 0 <= low < high <= "
+            f"100; received clip_percentiles={clip_percentiles!r}."
+        )
+    if not (isinstance(intensity, str) and intensity == "minmax"):
+        raise ValueError(
+            "load_nifti: pass either clip_percentiles or intensity, not "
+            f"both; received clip_percentiles={clip_percentiles!r}, "
+            f"intensity={intensity!r}. intensity=(low, high) is the same "
+            "as clip_percentiles=(low, high)."
+        )
+    return check_intensity("load_nifti", tuple(clip_percentiles))
+
+
+def volume_window(image, intensity, volume: np.ndarray | None = None):
+    """The `Window` of a nibabel image that `intensity` picks.
+
+    Reads the volume only if `intensity` needs its values (and `volume`
+    is not given); `ValueError` if it holds NaN or infinity.
+    """
+    header = image.header
+    low, high = (float(header.get(k, 0.0)) for k in ("cal_min", "cal_max"))
+    stored = Window((low + high) / 2, high - low) if high > low else None
+    if not needs_values(intensity, stored):
+        return intensity_window(None, intensity, stored)
+    if volume is None:
+        volume = np.asarray(image.dataobj, dtype="float32")
+        if not np.isfinite(volume).all():
+            raise ValueError("holds NaN or infinite values")
+    return intensity_window(volume, intensity, stored)
+
+
+def _volume_labels(labels, paths, what="volume"):
+    """One non-negative integer label a path, or `None`."""
     if labels is None:
         return None
     values = np.atleast_1d(np.asarray(labels))
     if len(values) != len(paths):
         raise ValueError(
-            f"Expected one label a volume: {len(paths)} file(s) but "
+            f"Expected one label a {what}: {len(paths)} path(s) but "
             f"{len(values)} label(s), labels={labels!r}."
         )
     if not np.issubdtype(values.dtype, np.integer) or (values < 0).any():
         raise ValueError(
-            "Labels must be non-negative integers, one a volume; received "
+            f"Labels must be non-negative integers, one a {what}; received "
             f"labels={labels!r}."
         )
     return values
 
 
-def _volume_clips(nibabel, path, slice_axis, slices, clip_percentiles):
+def _volume_clips(nibabel, path, slice_axis, slices, intensity):
     """`(slices, T, height, width, 1)` float32 in `[0, 255]` of one file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such NIfTI file: {path!r}")
@@ -191,10 +241,5 @@ def _volume_clips(nibabel, path, slice_axis, slices, clip_percentiles):
                 f"slices={slices!r} keeps no slice of {path!r}, which has "
                 f"{volume.shape[slice_axis]} along axis {slice_axis}."
             )
-    if clip_percentiles is None:
-        low, high = float(volume.min()), float(volume.max())
-    else:
-        low, high = np.percentile(volume, clip_percentiles)
-    scale = 255.0 / (high - low) if high > low else 0.0
-    clips = np.clip((clips - low) * scale, 0.0, 255.0)
-    return clips[..., None].astype("float32")
+    window = volume_window(image, intensity, volume)
+    return apply_window(clips, window)[..., None]

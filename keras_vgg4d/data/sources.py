@@ -8,7 +8,10 @@ A clip source is one of
   `time_axis=-1`),
 - one slice of a 4D NIfTI volume `(X, Y, Z, T)` along Z: a `.nii` /
   `.nii.gz` file gives one clip a slice, scaled to 0..255 per volume as
-  `load_nifti` scales it.
+  `load_nifti` scales it;
+- DICOM (`keras_vgg4d.data.dicom`): a multi-frame file is one clip; the
+  single-frame files of a series make one clip a slice position, ordered
+  in time; scaled to 0..255 per clip by its window.
 
 `index_clip_directory` lists and probes them (headers, one frame each;
 nothing else is decoded); `read_clip` reads the frames of one.
@@ -29,6 +32,7 @@ from multiprocessing.pool import ThreadPool
 import numpy as np
 import tensorflow as tf
 
+from keras_vgg4d.data import dicom as dicom_io
 from keras_vgg4d.data import video as video_io
 from keras_vgg4d.data.folder import IMAGE_EXTENSIONS
 from keras_vgg4d.data.folder import _check_classes_have_clips
@@ -40,14 +44,20 @@ from keras_vgg4d.data.folder import _op_error
 from keras_vgg4d.data.folder import _visible
 from keras_vgg4d.data.groups import group_ids
 from keras_vgg4d.data.groups import group_split
+from keras_vgg4d.data.intensity import apply_window
+from keras_vgg4d.data.intensity import check_intensity
 from keras_vgg4d.data.nifti import _import_nibabel
+from keras_vgg4d.data.nifti import volume_window
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import check_rate
+from keras_vgg4d.validation import is_integer
 from keras_vgg4d.validation import list_some
 
 NIFTI_EXTENSIONS = (".nii", ".nii.gz")
-KINDS = ("video", "frames", "npy", "nifti")
+KINDS = ("video", "frames", "npy", "nifti", "dicom")
+# Files that index a DICOM export; never clips, never reported.
+_DICOM_INDEXES = ("dicomdir",)
 # tf.image.rgb_to_grayscale's weights.
 _GRAY_WEIGHTS = np.array([0.2989, 0.587, 0.114], "float32")
 
@@ -57,19 +67,31 @@ class ClipSource:
     """One clip on disk, as `index_clip_directory` found it.
 
     Attributes:
-        path: The video, `.npy` or NIfTI file, or the folder of frames.
-        kind: `"video"`, `"frames"`, `"npy"` or `"nifti"`.
+        path: The video, `.npy`, NIfTI or multi-frame DICOM file, or the
+            folder of frames or of a DICOM series' files.
+        kind: `"video"`, `"frames"`, `"npy"`, `"nifti"` or `"dicom"`.
         label: Class index, or `None` without labels.
-        group: Group id (see `clip_dataset_from_directory`'s `groups`).
+        group: Group id (see `clip_dataset_from_directory`'s `groups`);
+            a DICOM clip's PatientID by default.
         length: Frames (time points) in the clip.
         height: Frame height (after a video's rotation).
         width: Frame width.
         channels: Channels as stored: 3 for videos, as decoded for frame
-            images, the array's for `.npy`, 1 for NIfTI.
-        dtype: `"uint8"`, or `"float32"` for NIfTI and non-uint8 `.npy`.
-        index: The slice of a NIfTI volume; `None` otherwise.
-        frame_paths: The frame images of a `"frames"` clip, in order.
+            images, the array's for `.npy`, 1 for NIfTI, 1 or 3 (colour)
+            for DICOM.
+        dtype: `"uint8"`, or `"float32"` for NIfTI, DICOM and non-uint8
+            `.npy`.
+        index: The slice of a NIfTI volume, or the slice position of a
+            DICOM series in spatial order; `None` otherwise.
+        frame_paths: The frame images of a `"frames"` clip, or the files
+            of a DICOM series' clip, in time order.
         time_axis: Where time is in a `.npy` array: `1` first, `-1` last.
+        patient: DICOM PatientID, or `None`.
+        study: DICOM StudyInstanceUID, or `None`.
+        series: DICOM SeriesInstanceUID, or `None`.
+        intensity: How NIfTI and DICOM values map to 0..255 (see
+            `keras_vgg4d.data.intensity`); `None`: `"minmax"` for NIfTI,
+            `"window"` for DICOM.
     """
 
     path: str
@@ -84,6 +106,10 @@ class ClipSource:
     index: int | None = None
     frame_paths: tuple[str, ...] | None = None
     time_axis: int = 1
+    patient: str | None = None
+    study: str | None = None
+    series: str | None = None
+    intensity: object = None
 
 
 ClipIndex = collections.namedtuple(
@@ -92,8 +118,9 @@ ClipIndex = collections.namedtuple(
 ClipIndex.__doc__ = """What `index_clip_directory` found.
 
 Attributes:
-    sources: `ClipSource` list, sorted by path (a NIfTI file's slices in
-        order).
+    sources: `ClipSource` list, sorted by path (a NIfTI file's slices and
+        a DICOM series' slice positions in order; a series where its
+        first file is).
     class_names: Class names in label order, or `None` without labels.
     skipped: `(path, reason)` of each bad clip left out with
         `skip_bad=True`; empty otherwise.
@@ -109,16 +136,29 @@ def index_clip_directory(
     skip_bad: bool = False,
     time_axis: int = 1,
     verbose: bool = True,
+    intensity=None,
+    slices: int | str | Sequence[int] | slice | None = None,
 ) -> ClipIndex:
     """Finds the clips under `directory` and checks each one cheaply.
 
     The listing behind `clip_dataset_from_directory`. Each clip is probed,
     not read: a video's header and first frame, a frame folder's first
-    image, a `.npy` or NIfTI header. Bad clips (unreadable, truncated, no
-    frames, not a clip, an unsupported codec) raise one `ValueError`
-    listing each with its reason, or with `skip_bad=True` are left out,
-    listed in one warning and in `skipped`. A class left without clips is
-    an error.
+    image, a `.npy` or NIfTI header, a DICOM file's header (and a
+    multi-frame file's first frame). Bad clips (unreadable, truncated, no
+    frames, not a clip, an unsupported codec or DICOM compression, a DICOM
+    series whose frames have no order in time or several sizes) raise one
+    `ValueError` listing each with its reason, or with `skip_bad=True`
+    are left out, listed in one warning and in `skipped`. A class left
+    without clips is an error.
+
+    DICOM files are recognised by their extension (`.dcm`, `.dicom`,
+    `.ima`) or, whatever their name, by the 'DICM' marker at byte 128;
+    `DICOMDIR` files are passed over. A multi-frame file is one clip;
+    single-frame files are grouped by series wherever they lie, each
+    slice position one clip (see `keras_vgg4d.data.dicom`), its path the
+    folder holding the series (the file, for a series of one file). A
+    folder holding frame images is a clip of frames, and DICOM files in it
+    are an error. With `labels` a list, each DICOM file is one path.
 
     Args:
         directory: The root of the clips.
@@ -132,6 +172,15 @@ def index_clip_directory(
             raising.
         time_axis: Where time is in `.npy` clips: `1` first, `-1` last.
         verbose: Print how many clips, groups and classes were found.
+        intensity: How NIfTI and DICOM values map to 0..255: `"window"`,
+            `"percentiles"`, `"minmax"`, percentiles `(low, high)`, or a
+            fixed window `{"center": c, "width": w}` (see
+            `keras_vgg4d.data.intensity`); `None`: `"minmax"` per NIfTI
+            volume and `"window"` per DICOM clip.
+        slices: Which slices of a NIfTI volume, or slice positions of a
+            DICOM series, become clips: `None` (all), `"middle"`, an index
+            (negative counts from the end), a list of them, or a Python
+            `slice`. A volume or series it does not fit is a bad clip.
 
     Returns:
         A `ClipIndex` `(sources, class_names, skipped)`.
@@ -154,16 +203,19 @@ def index_clip_directory(
     return _index_directory(
         directory, labels, class_names, groups, follow_links, skip_bad,
         time_axis, verbose, owner="index_clip_directory",
+        intensity=intensity, slices=slices,
     )
 
 
 def _index_directory(
     directory, labels, class_names, groups, follow_links, skip_bad,
-    time_axis, verbose, owner,
+    time_axis, verbose, owner, intensity=None, slices=None,
 ):
     """`index_clip_directory`, naming `owner` in messages."""
     root = os.fspath(directory)
     time_axis = validate_time_axis(time_axis)
+    intensity = check_intensity(owner, intensity, allow_none=True)
+    slices = check_slices(owner, slices)
     folders, class_names = _label_folders(root, labels, class_names, owner)
     candidates, problems = [], []
     for folder, label in folders:
@@ -172,18 +224,9 @@ def _index_directory(
         candidates = _assign_labels(candidates, labels, root)
         top = max((y for _, _, y in candidates), default=-1)
         class_names = [str(y) for y in range(top + 1)]
-    probed = _probe_all(candidates, time_axis)
-    sources = []
-    for (path, *_), found in zip(candidates, probed):
-        if isinstance(found, str):
-            problems.append((path, found))
-        else:
-            sources.extend(found)
-    relative = [_relative(s.path, root) for s in sources]
-    for source, group in zip(
-        sources, group_ids(relative, groups, relative, owner)
-    ):
-        source.group = group
+    sources = probe_sources(candidates, time_axis, intensity, slices,
+                            problems)
+    assign_groups(sources, groups, root, owner)
     _raise_or_skip(problems, skip_bad, owner, root)
     if _inferred(labels):
         _check_classes_have_clips(sources, class_names, root, problems)
@@ -243,7 +286,9 @@ def _label_folders(root, labels, class_names, owner):
     return folders, class_names
 
 
-def _kind_of(name: str) -> str | None:
+def _kind_of(name: str, path: str | None = None) -> str | None:
+    """The kind of clip a file is, by its name, else (given its `path`)
+    by the DICOM marker in its first bytes."""
     lower = name.lower()
     if lower.endswith(video_io.VIDEO_EXTENSIONS):
         return "video"
@@ -251,6 +296,12 @@ def _kind_of(name: str) -> str | None:
         return "npy"
     if lower.endswith(NIFTI_EXTENSIONS):
         return "nifti"
+    if lower.endswith(dicom_io.DICOM_EXTENSIONS):
+        return "dicom"
+    if path is not None and not lower.endswith(IMAGE_EXTENSIONS) and (
+        dicom_io.is_dicom_file(path)
+    ):
+        return "dicom"
     return None
 
 
@@ -269,17 +320,19 @@ def _walk(folder, label, follow_links, candidates, problems, top=False):
         if os.path.isdir(path):
             if follow_links or not os.path.islink(path):
                 _walk(path, label, follow_links, candidates, problems)
-        elif _kind_of(entry):
-            candidates.append((path, _kind_of(entry), label))
+        elif entry.lower() in _DICOM_INDEXES:
+            continue
+        elif kind := _kind_of(entry, path):
+            candidates.append((path, kind, label))
         else:
             problems.append((
                 path,
                 "is not a clip: expected a video ("
                 + ", ".join(video_io.VIDEO_EXTENSIONS[:6])
-                + ", ...), a .npy or .nii(.gz) file, or a folder of frame "
-                "images" + (" (frames go in a folder a clip)"
-                            if entry.lower().endswith(IMAGE_EXTENSIONS)
-                            else ""),
+                + ", ...), a .npy, .nii(.gz) or DICOM file, or a folder of "
+                "frame images" + (" (frames go in a folder a clip)"
+                                  if entry.lower().endswith(IMAGE_EXTENSIONS)
+                                  else ""),
             ))
 
 
@@ -298,10 +351,154 @@ def _assign_labels(candidates, labels, root):
             zip(candidates, labels)]
 
 
+def probe_sources(candidates, time_axis, intensity, slices, problems):
+    """The `ClipSource`s of `(path, kind, label)` candidates, in order.
+
+    Probes each candidate, assembles DICOM files into clips, keeps the
+    `slices` asked for, and appends `(path, reason)` of each bad one to
+    `problems`. Groups are left empty (see `assign_groups`).
+    """
+    placed, dicom_files = [], []
+    probed = _probe_all(candidates, time_axis)
+    for order, ((path, kind, label), found) in enumerate(
+        zip(candidates, probed)
+    ):
+        if isinstance(found, str):
+            problems.append((path, found))
+        elif kind == "dicom":
+            dicom_files.append((order, found[0], label))
+        else:
+            placed.append((order, found))
+    clips, series_problems = dicom_io.assemble_clips(dicom_files)
+    problems.extend(series_problems)
+    series = collections.defaultdict(list)  # a series' positions together
+    for clip in clips:
+        series[clip.first].append(_dicom_source(clip))
+    placed.extend(series.items())
+    sources = []
+    for _, found in sorted(placed, key=lambda item: item[0]):
+        sources.extend(_keep_slices(found, slices, problems))
+    for source in sources:
+        source.intensity = intensity
+    return sources
+
+
+def _dicom_source(clip: dicom_io.DicomClip) -> ClipSource:
+    return ClipSource(
+        clip.path, "dicom", clip.label, "", clip.length, clip.height,
+        clip.width, clip.channels, "float32", index=clip.index,
+        frame_paths=clip.frame_paths, patient=clip.patient,
+        study=clip.study, series=clip.series,
+    )
+
+
+def assign_groups(sources, groups, root, owner):
+    """Sets each source's group, as `clip_dataset_from_directory` says.
+
+    A DICOM clip's own group is its PatientID (else StudyInstanceUID),
+    which `groups=None` keeps and a pattern that does not match it falls
+    back to; other clips' own group is their path.
+    """
+    relative = [_relative(s.path, root) for s in sources]
+    own = [
+        (s.patient or s.study or path) if s.kind == "dicom" else path
+        for s, path in zip(sources, relative)
+    ]
+    for source, group, fallback in zip(
+        sources, group_ids(relative, groups, own, owner), own
+    ):
+        keep_own = groups is None and source.kind == "dicom"
+        source.group = fallback if keep_own else group
+
+
+def check_slices(owner: str, slices):
+    """`slices` if it is None, "middle", an int, a list of ints or a
+    Python `slice`, else `ValueError`."""
+    if slices is None or slices == "middle" or is_integer(slices) or (
+        isinstance(slices, slice)
+    ):
+        return slices
+    if isinstance(slices, (list, tuple)) and slices and all(
+        is_integer(k) for k in slices
+    ):
+        return [int(k) for k in slices]
+    raise ValueError(
+        f"{owner} expects `slices` to be None, 'middle', a slice index, a "
+        f"non-empty list of them, or a Python slice; received: "
+        f"slices={slices!r}"
+    )
+
+
+def select_slices(count: int, slices) -> list[int]:
+    """The indices out of `count` slices that `slices` keeps, in order.
+
+    Raises:
+        ValueError: if an index does not fit, or none is kept.
+    """
+    if slices is None:
+        return list(range(count))
+    if slices == "middle":
+        return [(count - 1) // 2]
+    if isinstance(slices, slice):
+        kept = list(range(count))[slices]
+        if not kept:
+            raise ValueError(f"has {count} slices; slices={slices!r} keeps "
+                             "none")
+        return kept
+    wanted = [slices] if is_integer(slices) else slices
+    if any(not -count <= k < count for k in wanted):
+        raise ValueError(
+            f"has {count} slice(s); slices={slices!r} does not fit"
+        )
+    return [k % count for k in wanted]
+
+
+def _keep_slices(found, slices, problems):
+    """The sources of one file or series that `slices` keeps."""
+    if slices is None or not found or found[0].index is None:
+        return found
+    try:
+        return [found[k] for k in select_slices(len(found), slices)]
+    except ValueError as error:
+        problems.append((found[0].path, str(error)))
+        return []
+
+
+def index_dicom_paths(paths, labels, intensity, slices, skip_bad, owner):
+    """The sources of DICOM files and folders (walked for DICOM files,
+    other files passed over), grouped by patient, with `(path, reason)`
+    of the bad ones left out with `skip_bad` (else `ValueError`)."""
+    candidates = []
+    for path, label in zip(paths, labels):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No such DICOM file or folder: {path!r}")
+        if not os.path.isdir(path):
+            candidates.append((path, "dicom", label))
+            continue
+        found = sorted(
+            os.path.join(folder, name)
+            for folder, _, names in os.walk(path) for name in _visible(names)
+            if name.lower() not in _DICOM_INDEXES
+            and _kind_of(name, os.path.join(folder, name)) == "dicom"
+        )
+        if not found:
+            raise ValueError(f"{owner} found no DICOM files in {path!r}.")
+        candidates.extend((file, "dicom", label) for file in found)
+    problems = []
+    sources = probe_sources(candidates, 1, intensity, slices, problems)
+    root = os.path.dirname(os.path.abspath(paths[0]))
+    assign_groups(sources, None, root, owner)
+    _raise_or_skip(problems, skip_bad, owner, paths[0] if len(paths) == 1
+                   else f"{len(paths)} paths")
+    return sources, problems
+
+
 def _probe_all(candidates, time_axis):
     """Sources of each candidate, or a string: why it is bad."""
     if any(kind == "video" for _, kind, _ in candidates):
         video_io.import_av()  # one clear ImportError, not one a file
+    if any(kind == "dicom" for _, kind, _ in candidates):
+        dicom_io.import_pydicom()
     if len(candidates) < 8:
         return [_probe(c, time_axis) for c in candidates]
     # Probing waits on the disk as much as on the CPU: more threads than
@@ -321,6 +518,8 @@ def _probe(candidate, time_axis):
             return [_probe_frames(path, label)]
         if kind == "npy":
             return [_probe_npy(path, label, time_axis)]
+        if kind == "dicom":
+            return [dicom_io.probe_dicom(path)]
         return _probe_nifti(path, label)
     except (ValueError, OSError) as error:
         message = str(error)
@@ -396,7 +595,7 @@ def _raise_or_skip(problems, skip_bad, owner, root):
 
 _KIND_NAMES = {
     "video": "video files", "frames": "frame folders", "npy": ".npy files",
-    "nifti": "NIfTI slices",
+    "nifti": "NIfTI slices", "dicom": "DICOM clips",
 }
 
 
@@ -492,7 +691,8 @@ def read_clip(
     Returns:
         `(frames, height, width, channels)`, upright, uint8 for videos,
         frame images and uint8 `.npy` clips, else float32 (NIfTI slices
-        scaled to 0..255 per volume).
+        scaled to 0..255 per volume, DICOM clips per clip, as the source's
+        `intensity` says).
 
     Raises:
         ValueError: naming the file, if it cannot be read or decoded, or
@@ -533,11 +733,19 @@ def read_clip(
         )
     if source.kind == "frames":
         return _read_frames(source, indices, channels)
-    array = (
-        _read_npy(source, indices) if source.kind == "npy"
-        else _read_nifti(source, indices)
-    )
+    readers = {"npy": _read_npy, "nifti": _read_nifti, "dicom": _read_dicom}
+    array = readers[source.kind](source, indices)
     return convert_channels(array, channels or array.shape[-1], source.path)
+
+
+def _read_dicom(source, indices):
+    if not len(indices):
+        return np.zeros((0, source.height, source.width, source.channels),
+                        "float32")
+    return dicom_io.read_dicom_clip(
+        source.path, source.frame_paths, source.length, indices,
+        source.intensity or "window",
+    )
 
 
 def _read_frames(source, indices, channels):
@@ -576,36 +784,33 @@ def _read_npy(source, indices):
     return clip
 
 
-# (path, modification time) -> (low, high) of a NIfTI volume, so the
-# slices of a volume are scaled alike without reading it once a slice.
-_NIFTI_RANGES = {}
+# (path, modification time, intensity) -> the window of a NIfTI volume,
+# so the slices of a volume are scaled alike without reading it once a
+# slice.
+_NIFTI_WINDOWS = {}
 _NIFTI_LOCK = threading.Lock()
 
 
 def _read_nifti(source, indices):
     nibabel = _import_nibabel()
+    intensity = source.intensity or "minmax"
     try:
         image = nibabel.load(source.path)
-        key = (source.path, os.path.getmtime(source.path))
+        key = (source.path, os.path.getmtime(source.path), repr(intensity))
         with _NIFTI_LOCK:
-            value_range = _NIFTI_RANGES.get(key)
-        if value_range is None:
-            volume = np.asarray(image.dataobj, dtype="float32")
-            if not np.isfinite(volume).all():
-                raise ValueError("holds NaN or infinite values")
-            value_range = float(volume.min()), float(volume.max())
+            window = _NIFTI_WINDOWS.get(key)
+        if window is None:
+            window = volume_window(image, intensity)
             with _NIFTI_LOCK:
-                _NIFTI_RANGES[key] = value_range
+                _NIFTI_WINDOWS[key] = window
         # (X, Y, T) of slice z -> (T, X, Y, 1), as load_nifti lays it out.
         plane = np.asarray(image.dataobj[:, :, source.index, :], "float32")
     except Exception as error:  # nibabel raises several kinds on bad files
         raise ValueError(
             f"{source.path!r} cannot be read as NIfTI: {error}"
         ) from None
-    low, high = value_range
-    scale = 255.0 / (high - low) if high > low else 0.0
     clip = np.transpose(plane, (2, 0, 1))[indices]
-    return np.clip((clip - low) * scale, 0.0, 255.0)[..., None]
+    return apply_window(clip, window)[..., None]
 
 
 def convert_channels(

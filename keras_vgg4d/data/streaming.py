@@ -204,6 +204,8 @@ def clip_dataset_from_directory(
     dtype: str = "float32",
     time_axis: int = 1,
     verbose: bool = True,
+    intensity=None,
+    slices=None,
 ) -> tf.data.Dataset | tuple[tf.data.Dataset, tf.data.Dataset]:
     """Streams clips from a directory as a `tf.data.Dataset`.
 
@@ -305,6 +307,14 @@ def clip_dataset_from_directory(
             `-1` for `(batch, height, width, channels, frames)`; also the
             layout of `.npy` clips on disk.
         verbose: Print how many clips, groups and classes were found.
+        intensity: How DICOM and NIfTI values map to 0..255: `"window"`
+            (the file's own window, else percentiles), `"percentiles"`,
+            `"minmax"`, a pair of percentiles, or `{"center": c, "width":
+            w}`; `None`: `"window"` for DICOM, `"minmax"` for NIfTI. See
+            docs/medical.md.
+        slices: Which slice positions of a DICOM series (or Z slices of a
+            NIfTI volume) become clips: `None` (all), `"middle"`, an index,
+            a list or a `slice`.
 
     Returns:
         A `tf.data.Dataset` of `(clips, labels)` batches, or of `clips`
@@ -337,7 +347,8 @@ def clip_dataset_from_directory(
     spec = _check_arguments(dict(locals()))
     index = _index_directory(
         directory, labels, class_names, groups, follow_links, skip_bad,
-        spec.time_axis, verbose, owner=_OWNER,
+        spec.time_axis, verbose, owner=_OWNER, intensity=intensity,
+        slices=slices,
     )
     sources = _check_channels(index.sources, spec, skip_bad)
     if spec.image_size is None:
