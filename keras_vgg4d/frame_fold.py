@@ -299,7 +299,7 @@ class FrameFold(keras.layers.Wrapper):
         mask_shape = tuple(mask.shape)
         fits = len(mask_shape) >= 2 and all(
             m is None or s is None or m == s
-            for m, s in zip(mask_shape[:2], shape[:2])
+            for m, s in zip(mask_shape, shape[:2])
         )
         if fits:
             return
@@ -330,7 +330,6 @@ class FrameFold(keras.layers.Wrapper):
                 "FrameFold received a mask whose (batch, time) differs from "
                 "that of its time-major input; mask shape, then input shape:"
             ),
-            summarize=8,
             name="frame_fold_mask_check",
         )
         with tf.control_dependencies([check]):
@@ -340,7 +339,6 @@ class FrameFold(keras.layers.Wrapper):
         _, frame_shape = self._frame_shape(input_shape)
         if not self.layer.built:
             self.layer.build(frame_shape)
-        self.built = True
 
     def compute_output_shape(self, input_shape):
         shape, frame_shape = self._frame_shape(input_shape)
@@ -373,10 +371,9 @@ class FrameFold(keras.layers.Wrapper):
         inner = _UnfoldTime()(inner, x)
         if mask is None:
             return inner
-        mask = ops.cast(mask, "bool")
         for _ in range(len(inner.shape) - 2):
             mask = ops.expand_dims(mask, -1)
-        return ops.logical_and(ops.cast(inner, "bool"), mask)
+        return ops.logical_and(inner, mask)
 
     def _call_frames(self, frames, training, frame_mask):
         kwargs = {}
@@ -387,6 +384,7 @@ class FrameFold(keras.layers.Wrapper):
         return self.layer(frames, **kwargs)
 
     def call(self, inputs, training=None, mask=None):
+        # The rank checks, also when the layers were built on other shapes.
         self._frame_shape(inputs.shape)
         x = to_time_major(inputs, self.time_axis)
         if mask is not None:
@@ -416,9 +414,7 @@ class FrameFold(keras.layers.Wrapper):
         # The first chunk runs outside the loop and tells the loop the
         # output's dtype and shape; the rest run one after another.
         first = step(0)
-        outputs = tf.TensorArray(
-            first.dtype, size=num_chunks, element_shape=first.shape
-        ).write(0, first)
+        outputs = tf.TensorArray(first.dtype, size=num_chunks).write(0, first)
         _, outputs = tf.while_loop(
             lambda i, _: i < num_chunks,
             lambda i, acc: (i + 1, acc.write(i, step(i))),

@@ -11,7 +11,8 @@ from keras_vgg4d.data import demo as demo_module
 
 
 @pytest.mark.parametrize(
-    "task, default_classes", [("appearance", 3), ("order", 2), ("motion", 4)]
+    "task, default_classes",
+    [("appearance", 3), ("order", 2), ("motion", 4), ("event", 3)],
 )
 def test_shapes_dtypes_range_and_balance(task, default_classes):
     x, y = demo_clips(n=14, frames=4, size=32, channels=3, task=task, seed=0)
@@ -42,7 +43,8 @@ def test_clips_are_shuffled_not_grouped_by_class():
 
 @pytest.mark.parametrize(
     "task, num_classes", [("appearance", 4), ("order", 4), ("motion", 6),
-                          ("motion", 2), ("appearance", 2)]
+                          ("motion", 2), ("appearance", 2), ("event", 4),
+                          ("event", 2)]
 )
 def test_num_classes(task, num_classes):
     _, y = demo_clips(n=24, frames=4, task=task, num_classes=num_classes)
@@ -158,7 +160,8 @@ def test_motion_rotation_classes_are_each_others_reverse():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"task": "colour"}, r"Unknown demo task.*appearance.*order.*motion"),
+        ({"task": "colour"},
+         r"Unknown demo task.*appearance.*order.*motion.*event"),
         ({"task": "order", "num_classes": 5}, "at most 4"),
         ({"task": "motion", "num_classes": 1}, "num_classes"),
         ({"n": 2, "num_classes": 3}, "n"),
@@ -167,11 +170,60 @@ def test_motion_rotation_classes_are_each_others_reverse():
         ({"size": 4}, "size"),
         ({"channels": 0}, "channels"),
         ({"frames": 2.5}, "frames"),
+        ({"task": "event", "num_classes": 5}, "at most 4"),
+        ({"task": "event", "return_info": 1}, r"`return_info` to be True or "
+                                              r"False, received: return_info=1"),
     ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         demo_clips(**{"n": 8, **kwargs})
+
+
+def test_event_one_frame_shows_the_object_the_others_background():
+    x, y, info = demo_clips(n=60, frames=5, task="event", seed=4,
+                            return_info=True)
+    frame, drawn = info["event_frame"], info["object_mask"]
+    assert frame.dtype == np.int32 and frame.shape == (60,)
+    assert drawn.dtype == bool and drawn.shape == (60, 32, 32)
+    assert sorted(set(frame.tolist())) == [0, 1, 2, 3, 4]
+    rows = np.arange(60)
+    event = x[rows, frame]
+    others = np.stack([x[i, np.arange(5) != frame[i]] for i in rows])
+    # Outside the object every frame shows the same background (pixel noise
+    # aside); inside it the event frame differs from all the others.
+    outside = np.abs(event[:, None] - others)[~drawn[:, None].repeat(4, 1)]
+    inside = np.abs(event[:, None] - others)[drawn[:, None].repeat(4, 1)]
+    assert outside.mean() < 10 and inside.mean() > 40
+    background = np.abs(others[:, :1] - others[:, 1:]).mean()
+    assert background < 10
+    # The object is 5-30% of the frame; its colour is its class's.
+    assert 0.05 < drawn.mean(axis=(1, 2)).min()
+    assert drawn.mean(axis=(1, 2)).max() < 0.3
+    colour = np.stack([event[i][drawn[i]].mean(axis=0) for i in rows])
+    for label in range(3):  # red, green, blue
+        assert (colour[y == label].argmax(axis=1) == label).mean() > 0.9
+
+
+def test_return_info_changes_nothing_else():
+    for task in TASKS:
+        x, y = demo_clips(n=6, frames=3, task=task, seed=2)
+        x_info, y_info, info = demo_clips(n=6, frames=3, task=task, seed=2,
+                                          return_info=True)
+        np.testing.assert_array_equal(x, x_info)
+        np.testing.assert_array_equal(y, y_info)
+        assert (info == {}) == (task != "event")
+    _, _, a = demo_clips(n=6, frames=3, task="event", seed=2,
+                         return_info=True)
+    _, _, b = demo_clips(n=6, frames=3, task="event", seed=2,
+                         return_info=True)
+    np.testing.assert_array_equal(a["event_frame"], b["event_frame"])
+    np.testing.assert_array_equal(a["object_mask"], b["object_mask"])
+
+
+def test_an_event_clip_of_one_frame_is_the_object():
+    x, y, info = demo_clips(n=3, frames=1, task="event", return_info=True)
+    assert x.shape == (3, 1, 32, 32, 3) and not info["event_frame"].any()
 
 
 def test_demo_class_names_match_the_labels():
@@ -180,6 +232,7 @@ def test_demo_class_names_match_the_labels():
         assert len(demo_class_names(task)) == len(set(y.tolist()))
     assert demo_class_names("order") == ["rising", "falling"]
     assert demo_class_names("motion", 6)[4:] == ["clockwise", "anticlockwise"]
+    assert demo_class_names("event") == demo_class_names("appearance")
     with pytest.raises(ValueError, match="at most 4"):
         demo_class_names("order", 5)
     with pytest.raises(ValueError, match="Unknown demo task"):

@@ -1,5 +1,6 @@
 """Search objectives, their metrics and class weights."""
 
+import keras
 import keras_tuner
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from keras_vgg4d.hypermodel import VGG4DHyperModel
 from keras_vgg4d.metrics import OBJECTIVES
 from keras_vgg4d.metrics import SparseAUC
 from keras_vgg4d.metrics import SparseMacroF1
+from keras_vgg4d.metrics import objective_metrics
 
 CLIP_SHAPE = (3, 32, 32, 3)
 
@@ -91,6 +93,7 @@ def test_bad_class_weights_are_named(class_weight, labels, match):
         resolve_class_weight(class_weight, labels, 3)
 
 
+@pytest.mark.slow
 def test_a_search_optimizes_macro_f1(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (8, *CLIP_SHAPE)).astype("float32")
@@ -111,10 +114,212 @@ def test_a_search_optimizes_macro_f1(tmp_path):
 
 @pytest.mark.parametrize("metric_class", [SparseAUC, SparseMacroF1])
 def test_metrics_round_trip_through_their_config(metric_class):
-    import keras
-
     metric = metric_class(4, name="m")
     restored = keras.saving.deserialize_keras_object(
         keras.saving.serialize_keras_object(metric))
     assert type(restored) is metric_class
     assert restored.num_classes == 4 and restored.name == "m"
+
+
+# --- class weights: what each rule must and must not accept ------------------
+
+
+def test_balanced_weights_take_labels_of_any_shape_and_order():
+    """Labels as a column, a list or NumPy ints weigh the same: a class's
+    weight is n / (classes * count) however the labels come."""
+    labels = np.array([2, 0, 0, 1, 0, 0])
+    expected = {c: 6 / (3 * np.sum(labels == c)) for c in range(3)}
+    for given in (labels, labels[:, None], labels.tolist(),
+                  labels.astype("uint8")):
+        assert balanced_class_weight(given, 3) == pytest.approx(expected)
+
+
+def test_balanced_weights_name_every_missing_class_and_the_fix():
+    labels = [1, 1, 3, 1]
+    message = (r"^class_weight='balanced' needs a clip of every class; "
+               r"class\(es\) \[0, 2\] have none among the 4 training labels\. "
+               r"Pass a dict of weights instead\.$")
+    with pytest.raises(ValueError, match=message):
+        balanced_class_weight(labels, 4)
+
+
+def test_balanced_weights_are_read_from_a_callable_only_when_needed():
+    """`fit` passes the labels as a callable: reading a dataset's labels
+    costs a pass over it, so only "balanced" may call it."""
+    calls = []
+
+    def labels():
+        calls.append(1)
+        return [0, 1, 1, 1]
+
+    assert resolve_class_weight({1: 2.0}, labels, 2) == {0: 1.0, 1: 2.0}
+    assert resolve_class_weight(None, labels, 2) is None
+    assert calls == []
+    assert resolve_class_weight("balanced", labels, 2) == pytest.approx(
+        {0: 2.0, 1: 2 / 3})
+    assert calls == [1]
+    # The same labels given directly weigh the same.
+    assert resolve_class_weight("balanced", labels(), 2) == pytest.approx(
+        {0: 2.0, 1: 2 / 3})
+
+
+@pytest.mark.parametrize("weight", [0, 0.0, 0.25, 3, np.float32(1.5),
+                                    np.int64(2)])
+def test_any_finite_weight_at_least_zero_is_kept_as_a_float(weight):
+    """Zero (ignore a class) and integer weights are valid; NumPy scalar
+    keys and weights come back as Python ones."""
+    weights = resolve_class_weight({np.int64(1): weight}, None, 3)
+    assert weights == {0: 1.0, 1: float(weight), 2: 1.0}
+    assert all(type(k) is int and type(v) is float for k, v in weights.items())
+
+
+_ANY_CLASS = (r"^class_weight must be None, 'balanced' or a dict from class "
+              r"index to weight; received ")
+
+
+@pytest.mark.parametrize(
+    "class_weight, message",
+    [
+        ("inverse", _ANY_CLASS + r"class_weight='inverse'$"),
+        ("Balanced", _ANY_CLASS + r"class_weight='Balanced'$"),
+        ([1.0, 2.0], _ANY_CLASS + r"list$"),
+        (2.0, _ANY_CLASS + r"float$"),
+        ({True: 2.0}, r"^class_weight names class True, which is not a class "
+                      r"index in \[0, 3\)$"),
+        ({-1: 2.0}, r"^class_weight names class -1, which is not a class "
+                    r"index in \[0, 3\)$"),
+        ({"1": 2.0}, r"^class_weight names class '1', which is not a class "
+                     r"index in \[0, 3\)$"),
+        ({1: "2"}, r"^class_weight gives class 1 the weight '2'; weights must "
+                   r"be finite numbers >= 0$"),
+        ({1: float("inf")}, r"^class_weight gives class 1 the weight inf; "
+                            r"weights must be finite numbers >= 0$"),
+        ({0: -0.5}, r"^class_weight gives class 0 the weight -0\.5; weights "
+                    r"must be finite numbers >= 0$"),
+        ({2: True}, r"^class_weight gives class 2 the weight True; weights "
+                    r"must be finite numbers >= 0$"),
+    ],
+)
+def test_a_wrong_class_weight_message_names_what_was_received(class_weight,
+                                                               message):
+    """The whole message: what is accepted, and what was received."""
+    with pytest.raises(ValueError, match=message):
+        resolve_class_weight(class_weight, [0, 1, 2], 3)
+
+
+# --- integer-label metrics are Keras' one-hot metrics ------------------------
+
+
+def _scores(n=60, classes=3, seed=0):
+    """Labels, class scores in [0, 1] and sample weights.
+
+    Each class's score is informative but imperfect, and class 0's scores
+    are all raised: its one-vs-rest AUC is unchanged by that, but pooling
+    every class's scores (a micro average) is not.
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    scores = rng.uniform(0.0, 0.3, (n, classes))
+    scores[np.arange(n), labels] += 0.2
+    scores[:, 0] += 0.25
+    weights = rng.uniform(0.0, 3.0, n)
+    return labels, scores.astype("float32"), weights.astype("float32")
+
+
+ONE_HOT_TWINS = {
+    SparseMacroF1: lambda n: keras.metrics.F1Score(average="macro"),
+    SparseAUC: lambda n: keras.metrics.AUC(multi_label=True, num_labels=n),
+}
+
+
+@pytest.mark.parametrize("metric_class", [SparseMacroF1, SparseAUC])
+def test_integer_labels_score_as_keras_scores_their_one_hot(metric_class):
+    """Labels as ints (a vector or a column), with or without sample
+    weights: the Keras metric on one-hot labels gives the same value."""
+    labels, probabilities, weights = _scores()
+    one_hot = np.eye(3, dtype="float32")[labels]
+    for sample_weight in (None, weights):
+        expected = ONE_HOT_TWINS[metric_class](3)
+        expected.update_state(one_hot, probabilities, sample_weight)
+        for given in (labels, labels[:, None].astype("float32")):
+            metric = metric_class(3)
+            metric.update_state(given, probabilities, sample_weight)
+            assert float(metric.result()) == pytest.approx(
+                float(expected.result()), abs=1e-6)
+    unweighted = metric_class(3)
+    unweighted.update_state(labels, probabilities)
+    assert abs(float(unweighted.result()) - float(metric.result())) > 0.01
+
+
+def test_sparse_auc_averages_the_classes_rather_than_pooling_them():
+    labels, probabilities, _ = _scores()
+    macro, pooled = SparseAUC(3), keras.metrics.AUC()
+    macro.update_state(labels, probabilities)
+    pooled.update_state(np.eye(3)[labels], probabilities)
+    assert abs(float(macro.result()) - float(pooled.result())) > 0.05
+
+
+def test_macro_f1_averages_the_classes_to_one_number():
+    labels, probabilities, _ = _scores()
+    per_class = np.array([
+        2 * np.sum((labels == c) & (probabilities.argmax(1) == c))
+        / (np.sum(labels == c) + np.sum(probabilities.argmax(1) == c))
+        for c in range(3)])
+    metric = SparseMacroF1(3)
+    metric.update_state(labels, probabilities)
+    assert np.shape(metric.result()) == ()
+    assert float(metric.result()) == pytest.approx(per_class.mean(), abs=1e-5)
+
+
+def test_sparse_auc_holds_its_state_from_construction():
+    """Keras' multi-label AUC builds its state on the first batch unless it
+    is told the number of labels; SparseAUC tells it, so its per-class
+    counts exist at once and read as 0 before any batch and after a reset."""
+    metric = SparseAUC(4)
+    assert [tuple(v.shape) for v in metric.variables] == [
+        (metric.num_thresholds, 4)] * 4
+    assert float(metric.result()) == 0.0
+    labels, scores, _ = _scores(classes=4)
+    metric.update_state(labels, scores)
+    assert float(metric.result()) > 0.5
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+
+
+@pytest.mark.parametrize("metric_class", [SparseMacroF1, SparseAUC])
+def test_metric_names_and_dtypes_survive_their_config(metric_class):
+    """Default names are the ones the objectives read ("val_" + name), and
+    a non-default dtype is kept through `get_config`."""
+    assert "val_" + metric_class(3).name in OBJECTIVES
+    metric = metric_class(5, name="score", dtype="float64")
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(metric))
+    assert (restored.num_classes, restored.name, restored.dtype) == (
+        5, "score", "float64")
+
+
+def test_macro_f1_computes_in_its_dtype():
+    labels, probabilities, _ = _scores()
+    metric = SparseMacroF1(3, dtype="float64")
+    metric.update_state(labels, probabilities)
+    assert metric.result().dtype == "float64"
+
+
+def test_objective_metrics_log_every_objective():
+    """A model compiled with `objective_metrics` logs each objective's
+    metric, and each is the integer-label metric of its name."""
+    labels, _, _ = _scores(n=12)
+    x = np.random.default_rng(1).normal(size=(12, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy",
+                  metrics=objective_metrics(3))
+    history = model.fit(x, labels, validation_data=(x, labels), epochs=1,
+                        batch_size=12, verbose=0)
+    assert set(OBJECTIVES) <= set(history.history)
+    probabilities = model.predict(x, verbose=0)
+    for metric_class, name in ((SparseAUC, "auc"), (SparseMacroF1, "macro_f1")):
+        metric = metric_class(3)
+        metric.update_state(labels, probabilities)
+        assert history.history[f"val_{name}"][0] == pytest.approx(
+            float(metric.result()), abs=1e-5)

@@ -126,7 +126,9 @@ def demo_clips(
     >>> info["event_frame"].shape, info["object_mask"].shape
     ((6,), (6, 32, 32))
     """
-    num_classes = _check_arguments(n, frames, size, channels, task, num_classes)
+    num_classes = _check_arguments(
+        n, frames, size, channels, task, num_classes
+    )
     check_bool("demo_clips", "return_info", return_info)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % num_classes).astype("int32")
