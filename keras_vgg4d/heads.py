@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_vgg4d.masking import masked_lstms
 from keras_vgg4d.masking import masked_mean_over_time
 from keras_vgg4d.masking import spatial_pool
 from keras_vgg4d.validation import check_bool
@@ -300,7 +301,11 @@ class Conv3DHead(TemporalHead):
         x = self.normalize_features(inputs, mask, training)
         frame_mask = None
         if mask is not None:
-            frame_mask = ops.cast(mask, x.dtype)[:, :, None, None, None]
+            # A reshape, not `[:, :, None, None, None]`: LiteRT's built-in
+            # ops cannot add three axes in one strided slice.
+            frame_mask = ops.reshape(
+                ops.cast(mask, x.dtype), (*ops.shape(mask), 1, 1, 1)
+            )
             x = x * frame_mask
         for conv in self.convs:
             x = conv(x)
@@ -421,7 +426,7 @@ class LSTMHead(TemporalHead):
         if mask is not None:
             mask = ops.cast(mask, "bool")
         for layer in self.recurrent:
-            x = layer(x, mask=mask, training=training)
+            x = run_recurrent(layer, x, mask)
         x = self.dropout_layer(x, training=training)
         return self.softmax(self.classifier(x))
 
@@ -436,6 +441,46 @@ class LSTMHead(TemporalHead):
             }
         )
         return config
+
+
+def run_recurrent(layer, sequences, mask=None):
+    """Runs an `LSTM` or `Bidirectional(LSTM)` layer's computation.
+
+    The same numbers as `layer(sequences, mask=mask)` (Keras' masked
+    recurrence, `merge_mode="concat"`), computed by `masked_lstms` from the
+    layer's own weights, so that every export format converts it with
+    standard ops and unknown batch and time. The layer keeps its weights
+    and its place in saved models; only the computation is `masked_lstms`'.
+
+    Args:
+        layer: A built `keras.layers.LSTM` with default activations and no
+            dropout, or a `keras.layers.Bidirectional` of one.
+        sequences: `(batch, time, features)`.
+        mask: `None`, or boolean `(batch, time)`, true for real steps.
+
+    Returns:
+        The layer's output: `(batch, units)`, `(batch, time, units)` with
+        `return_sequences`; twice the units for `Bidirectional`.
+    """
+    if isinstance(layer, keras.layers.Bidirectional):
+        halves = [layer.forward_layer, layer.backward_layer]
+    else:
+        halves = [layer]
+    outputs = masked_lstms(
+        sequences,
+        mask,
+        [
+            (
+                half.cell.kernel,
+                half.cell.recurrent_kernel,
+                half.cell.bias if half.cell.use_bias else None,
+                half.go_backwards,
+            )
+            for half in halves
+        ],
+        return_sequences=layer.return_sequences,
+    )
+    return ops.concatenate(outputs, axis=-1) if len(outputs) > 1 else outputs[0]
 
 
 HEADS = {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import os
 
 import keras
 
 from keras_vgg4d import validation
 from keras_vgg4d.backbone import TemporalVGG19
+from keras_vgg4d.export import prepare_export
 from keras_vgg4d.heads import HEADS
 from keras_vgg4d.heads import get_head
 from keras_vgg4d.layout import to_time_major
@@ -173,7 +175,9 @@ class VGG4DClassifier(keras.Model):
         """
         return nonzero_frames(clips) if self.mask_padded_frames else None
 
-    def feature_extractor(self, clip_shape, dtype="float32") -> keras.Model:
+    def feature_extractor(
+        self, clip_shape, dtype="float32", dtype_policy=None
+    ) -> keras.Model:
         """A functional model from raw clips to backbone features and mask.
 
         It shares this model's backbone. Its input is clips of `clip_shape`
@@ -181,10 +185,21 @@ class VGG4DClassifier(keras.Model):
         features `(batch, time, h, w, 512)` and the `(batch, time)` boolean
         frame mask the head would get (all true when
         `mask_padded_frames=False`). `head_model()` takes the two.
+
+        With `dtype_policy` (e.g. `"mixed_bfloat16"`), the features come from
+        a copy of the backbone computing under that policy, cast to float32.
         """
         clips = keras.Input(tuple(clip_shape), dtype=dtype)
         time_major = to_time_major(clips, self.time_axis)
-        features = self.backbone(time_major, training=False)
+        backbone = self.backbone
+        if dtype_policy is not None and dtype_policy != self.backbone.dtype_policy.name:
+            backbone = TemporalVGG19.from_config(
+                {**self.backbone.get_config(), "dtype": dtype_policy,
+                 "weights": None, "name": "backbone_copy"}
+            )
+            backbone.build(time_major.shape)
+            backbone.set_weights(self.backbone.get_weights())
+        features = keras.ops.cast(backbone(time_major, training=False), "float32")
         mask = self.frame_mask(time_major)
         if mask is None:
             mask = keras.ops.ones_like(time_major[:, :, 0, 0, 0], dtype="bool")
@@ -237,6 +252,48 @@ class VGG4DClassifier(keras.Model):
     def compute_output_shape(self, input_shape):
         return (tuple(input_shape)[0], self.num_classes)
 
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        **kwargs,
+    ):
+        """`keras.Model.export` for every head and format, once built.
+
+        Writes the inference graph (augmentation, which is training-only,
+        never reaches it) as `"tf_saved_model"`, `"onnx"` (needs the `onnx`
+        extra), `"openvino"` (`openvino` extra; `filepath` ends in `.xml`)
+        or `"litert"` (`filepath` ends in `.tflite`; built-in ops only, so
+        the `litert` extra's interpreter runs it without the Flex delegate).
+        It works right after `build`, and gives `predict`'s answers.
+
+        By default the artifact takes float32 clips laid out as `time_axis`
+        says, with batch and time dynamic and the frame size and channels
+        the model was built for. Pass `input_signature=[tf.TensorSpec(
+        shape)]` for other fixed sizes; height, width and channels must be
+        known. See `keras_vgg4d.export` and `docs/deploy.md`.
+        """
+        input_signature, kwargs = prepare_export(
+            self, filepath, format, input_signature, kwargs
+        )
+        try:
+            return super().export(
+                filepath,
+                format=format,
+                verbose=verbose,
+                input_signature=input_signature,
+                **kwargs,
+            )
+        except (ValueError, TypeError):
+            raise  # Keras' own argument checks: their messages say it all
+        except Exception as error:  # a converter's failure
+            raise RuntimeError(
+                f"Exporting VGG4DClassifier with the {self.temporal_head!r} "
+                f"head to {format!r} failed: {error}"
+            ) from error
+
     def head_model(self) -> keras.Model:
         """A functional model from backbone features to probabilities.
 
@@ -256,6 +313,27 @@ class VGG4DClassifier(keras.Model):
         mask = keras.Input((None,), dtype="bool", name="frame_mask")
         outputs = self.head(features, mask=mask)
         return keras.Model([features, mask], outputs, name="head_model")
+
+    def save_head_weights(self, filepath: str) -> None:
+        """Saves the head's weights alone (a `.weights.h5` file).
+
+        A search with a frozen backbone checkpoints only what its trials
+        train; `load_weights` reads such a file back into the head.
+        """
+        self.head_model().save_weights(filepath)
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """`keras.Model.load_weights`; also reads a `save_head_weights` file.
+
+        A head-only file loads into the head and leaves the backbone as it
+        is.
+        """
+        if _is_head_weights_file(filepath):
+            self.head_model().load_weights(
+                filepath, skip_mismatch=skip_mismatch, **kwargs
+            )
+            return
+        super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
 
     def get_config(self):
         config = {
@@ -308,3 +386,13 @@ class VGG4DClassifier(keras.Model):
         # read the original file or download ImageNet again.
         config["weights"] = None
         return cls(**config)
+
+
+def _is_head_weights_file(filepath) -> bool:
+    """Whether `filepath` holds `head_model()`'s weights, not the model's."""
+    if not str(filepath).endswith(".weights.h5") or not os.path.exists(filepath):
+        return False
+    import h5py
+
+    with h5py.File(filepath, "r") as file:
+        return "layers" in file and "backbone" not in file

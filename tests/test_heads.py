@@ -1,6 +1,10 @@
 import numpy as np
 import pytest
 import keras
+import tensorflow as tf
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 from keras.src import testing
 
 from keras_vgg4d.heads import HEADS
@@ -9,6 +13,7 @@ from keras_vgg4d.heads import FramewiseHead
 from keras_vgg4d.heads import LSTMHead
 from keras_vgg4d.heads import get_head
 from keras_vgg4d.heads import head_options
+from keras_vgg4d.heads import run_recurrent
 
 # (class, arguments, trainable weights): the feature normalization adds
 # gamma and beta (trainable) and the moving mean and variance.
@@ -131,3 +136,111 @@ def test_bad_arguments(head_class, kwargs, match):
 def test_feature_maps_of_wrong_rank_raise():
     with pytest.raises(ValueError, match=r"\(batch, time, h, w, channels\)"):
         get_head("lstm", 2)(np.zeros((2, 5, 8), "float32"))
+
+
+# --- The LSTM head's computation: Keras' masked LSTM, in exportable ops ---
+
+LSTM_CASES = [(b, n) for b in (False, True) for n in (1, 2)]
+
+
+def keras_lstm_stack(head, x, mask):
+    """What LSTMHead computed before: Keras' own masked LSTM layers."""
+    for layer in head.recurrent:
+        x = layer(x, mask=mask)
+    return x
+
+
+def built_lstm_head(bidirectional, num_layers, channels, seed):
+    """An LSTMHead with random weights of an order that moves its states."""
+    head = LSTMHead(3, units=5, num_layers=num_layers,
+                    bidirectional=bidirectional)
+    head.build((None, None, 1, 1, channels))
+    rng = np.random.default_rng(seed)
+    for weight in head.trainable_weights:
+        weight.assign(rng.normal(0, 0.7, weight.shape).astype("float32"))
+    return head
+
+
+@st.composite
+def recurrent_cases(draw):
+    bidirectional, num_layers = draw(st.sampled_from(LSTM_CASES))
+    batch = draw(st.integers(1, 3))
+    time = draw(st.integers(1, 5))
+    masked = draw(st.booleans())
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 2.0, (batch, time, 6)).astype("float32")
+    # Any pattern: padding at the end, holes, clips with no real frame.
+    mask = rng.uniform(size=(batch, time)) < 0.6 if masked else None
+    return bidirectional, num_layers, x, mask, seed
+
+
+@settings(max_examples=30, deadline=None)
+@given(recurrent_cases())
+def test_lstm_head_recurrence_equals_keras_masked_lstm(case):
+    bidirectional, num_layers, x, mask, seed = case
+    head = built_lstm_head(bidirectional, num_layers, x.shape[-1], seed)
+    expected = keras_lstm_stack(head, x, mask)
+    got = x
+    for layer in head.recurrent:
+        got = run_recurrent(layer, got, mask)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional, num_layers", LSTM_CASES)
+def test_lstm_head_outputs_and_gradients_equal_keras_lstm(
+    bidirectional, num_layers
+):
+    """The whole head, and what training it changes, as with Keras' LSTM."""
+    head = built_lstm_head(bidirectional, num_layers, 6, seed=3)
+    x = features((3, 5, 1, 1, 6), seed=4)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 1, 1, 0]], bool)
+    pooled = head.normalize_features(x[:, :, 0, 0], mask, training=False)
+    direction = np.random.default_rng(5).normal(size=(3, 3))
+    weights = [w for layer in head.recurrent for w in layer.weights]
+    weights += head.classifier.weights
+
+    def loss_and_grads(compute):
+        with tf.GradientTape() as tape:
+            out = head.softmax(head.classifier(compute()))
+            loss = tf.reduce_sum(out * direction)
+        return out, tape.gradient(loss, weights)
+
+    def ours():
+        y = pooled
+        for layer in head.recurrent:
+            y = run_recurrent(layer, y, mask)
+        return y
+
+    out, grads = loss_and_grads(ours)
+    ref_out, ref_grads = loss_and_grads(
+        lambda: keras_lstm_stack(head, pooled, mask)
+    )
+    np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(head(x, mask=mask), ref_out, atol=1e-6)
+    for got, want, weight in zip(grads, ref_grads, weights):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5,
+                                   err_msg=weight.path)
+
+
+def test_lstm_head_keeps_the_variables_saved_models_hold():
+    """`.keras` files saved before the head computed its own recurrence
+    hold these variables, at these paths; they must load unchanged."""
+    head = LSTMHead(3, units=4, num_layers=2, bidirectional=True,
+                    name="lstm_head")
+    head.build((None, None, 1, 1, 8))
+    cells = [
+        f"lstm_head/bidirectional_{i}/{side}_lstm_{i}/lstm_cell/{name}"
+        for i in (1, 2)
+        for side in ("forward", "backward")
+        for name in ("kernel", "recurrent_kernel", "bias")
+    ]
+    assert [w.path for w in head.weights] == [
+        "lstm_head/feature_norm/gamma",
+        "lstm_head/feature_norm/beta",
+        "lstm_head/feature_norm/moving_mean",
+        "lstm_head/feature_norm/moving_variance",
+        "lstm_head/classifier/kernel",
+        "lstm_head/classifier/bias",
+        *cells,
+    ]
