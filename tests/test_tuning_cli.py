@@ -54,6 +54,10 @@ def test_search_writes_leaderboard_report_and_best_model(tmp_path, capsys):
     assert per_class[0] == "class,precision,recall,f1,support"
     report = (project / "report.md").read_text()
     assert "learning_curves.png" in report and "per_class.csv" in report
+    # Why the best model answered as it did, on up to 4 validation clips.
+    explained = sorted(project.glob("explain_clip*.png"))
+    assert 1 <= len(explained) <= 4 and str(explained[0].name) in report
+    _assert_real_picture(explained[0])
     model = keras.models.load_model(project / "best_model.keras")
     assert model.predict(np.zeros((1, 2, 32, 32, 3)), verbose=0).shape == (1, 3)
 

@@ -238,6 +238,7 @@ def report(args, tuner, data, best) -> tuple[list[dict], list[str]]:
     predicted = probabilities.argmax(axis=-1)
     _print_study_accuracy(data, probabilities, y_val)
     written += reports.write_confusion(y_val, predicted, class_names, directory)
+    written += write_explanations(best, data, predicted, y_val, directory)
     accuracy = float(np.mean(predicted == y_val)) if len(y_val) else 0.0
     print(
         f"best: trial {rows[0]['trial']}, {rows[0]['head']} head, "
@@ -245,6 +246,33 @@ def report(args, tuner, data, best) -> tuple[list[dict], list[str]]:
         f"{accuracy:.3f} (chance {1 / len(class_names):.3f})"
     )
     return rows, written
+
+
+def write_explanations(best, data, predicted, labels, directory,
+                       count: int = 4) -> list[str]:
+    """Pictures of why the best model answered as it did, on a few
+    validation clips: wrong ones first, then right ones."""
+    import numpy as np
+
+    from keras_vgg4d.explain import explain
+    from keras_vgg4d.explain import save_explanation
+
+    if data.streams:
+        return []  # the clips are streamed; vgg4d-explain reads saved ones
+    wrong = np.flatnonzero(predicted != labels)
+    right = np.flatnonzero(predicted == labels)
+    chosen = np.concatenate([wrong[: count // 2], right])[:count]
+    if not len(chosen):
+        return []
+    clips = np.asarray(data.validation)[chosen]
+    found = explain(best, clips, time_axis=data.time_axis)
+    paths = []
+    for i, clip in enumerate(chosen):
+        verdict = "right" if predicted[clip] == labels[clip] else "wrong"
+        path = os.path.join(directory, f"explain_clip{clip}_{verdict}.png")
+        paths.append(save_explanation(clips, found, path, index=i,
+                                      class_names=data.class_names))
+    return paths
 
 
 def _print_study_accuracy(data, probabilities, labels) -> None:
