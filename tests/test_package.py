@@ -1,4 +1,5 @@
 import importlib.metadata
+import os
 import json
 import subprocess
 import sys
@@ -51,3 +52,26 @@ def test_public_names_are_exported():
     for name in keras_vgg4d.__all__:
         assert getattr(keras_vgg4d, name) is not None
     assert keras_vgg4d.data.demo_clips is not None
+
+
+def test_nothing_but_keras_vgg4d_is_installed_at_the_top_level(tmp_path):
+    """`tuning/` is installed as `keras_vgg4d.tuning`, never as `tuning`."""
+    import tomllib
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as file:
+        project = tomllib.load(file)
+    packages = project["tool"]["setuptools"]["packages"]
+    assert all(p == "keras_vgg4d" or p.startswith("keras_vgg4d.")
+               for p in packages)
+    for target in project["project"]["scripts"].values():
+        assert target.startswith("keras_vgg4d.")
+    # From a folder without the repository's `tuning/`, only the package's.
+    probe = ("import importlib.util as u; print(u.find_spec('tuning') is None,"
+             " u.find_spec('keras_vgg4d.tuning.search') is not None)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]
+    entry_points = importlib.metadata.entry_points(group="console_scripts")
+    assert {e.value for e in entry_points if e.name == "vgg4d-tune"} == {
+        "keras_vgg4d.tuning.search:main"}
