@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -238,10 +239,11 @@ def bench_sanity(args):
           f"{args.size}x{args.size}, frozen random backbone, heads trained "
           f"{args.epochs} epochs on {args.train} clips' cached features; "
           f"{args.val} validation clips\n")
-    rows = {
-        head: sanity_row(args, head, model, backbone_weights, val, val_info)
-        for head, model in models.items()
-    }
+    rows = {}
+    for head, model in models.items():
+        rows[head] = sanity_row(args, head, model, backbone_weights, val,
+                                val_info)
+        print(f"({head} done)", file=sys.stderr, flush=True)
     print("| figure | " + " | ".join(rows) + " |")
     print("| --- |" + " --- |" * len(rows))
     for name in next(iter(rows.values())):

@@ -91,7 +91,7 @@ class Explanation:
         frame_mask: bool `(batch, time)`, true for the frames the model
             reads (false for all-zero padding frames, unless the model was
             built with `mask_padded_frames=False`).
-        method: `"occlusion"` or `"gradient"`, how `importance` was made.
+        method: How `importance` was measured, one of `METHODS`.
         layer_name: The backbone layer the heatmaps come from.
         time_axis: Where time was in the clips explained (`1` or `-1`).
     """
