@@ -19,9 +19,11 @@ Three comparisons, each measured side by side in one run:
    oneDNN on by itself here (its "oneDNN custom operations are on" line).
 
 Timings warm up first, then alternate the compared variants (A, B, A, B,
-...) and report medians, so load on the shared machine hits all alike. The
-weights are random but scaled so that the answers are far from uniform:
-the differences to `predict` mean something.
+..., the order reversed every other round) and report medians; each speed-up
+is the median of the speed-ups measured within a round, so load bursts on
+the shared machine cancel out. The weights are random but scaled so that
+the answers are far from uniform: the differences to `predict` mean
+something.
 
     python benchmarks/bench_deploy.py
     python benchmarks/bench_deploy.py --skip onednn --heads lstm
@@ -102,6 +104,29 @@ def excite(model, x, seed=0):
     model.head.normalization.moving_variance.assign(real.var(axis=0))
 
 
+def paired(variants, reference, rounds, repeats):
+    """Median seconds of each variant, and its median speed-up over
+    `reference` within a round (paired, so load bursts cancel out).
+
+    Each round is one `alternate` round; the order is reversed every
+    other round so that no variant always runs first.
+    """
+    names = list(variants)
+    seconds = {name: [] for name in names}
+    for round_ in range(rounds):
+        order = names if round_ % 2 == 0 else names[::-1]
+        timed = alternate({n: variants[n] for n in order}, 1, repeats)
+        for name in names:
+            seconds[name].append(timed[name])
+    speedups = {
+        name: statistics.median(
+            r / t for r, t in zip(seconds[reference], seconds[name])
+        )
+        for name in names
+    }
+    return {n: statistics.median(s) for n, s in seconds.items()}, speedups
+
+
 def classifier(args, head, x):
     model = VGG4DClassifier(3, head)
     model.build((None, args.frames, args.size, args.size, 3))
@@ -127,9 +152,10 @@ def runners(args, model, folder):
 
 def bench_runtimes(args, folder):
     print(f"\n## Keras predict vs the runtimes ({args.batch} clips x "
-          f"{args.frames} frames of {args.size}x{args.size}, median of "
+          f"{args.frames} frames of {args.size}x{args.size}, medians of "
           f"{args.rounds} alternating rounds x {args.repeats} calls)\n")
-    print("| head | variant | clips/s | vs keras predict | max abs diff |")
+    print("| head | variant | clips/s | vs keras predict (paired) | "
+          "max abs diff |")
     print("| --- | --- | --- | --- | --- |")
     x = clips(args)
     for head in args.heads:
@@ -140,16 +166,16 @@ def bench_runtimes(args, folder):
                  for n, f in variants.items()}  # also the warm-up
         for f in variants.values():
             f(x)
-        seconds = alternate({n: (lambda f=f: f(x)) for n, f in
-                             variants.items()}, args.rounds, args.repeats)
-        base = args.batch / seconds["keras predict"]
+        seconds, speedups = paired(
+            {n: (lambda f=f: f(x)) for n, f in variants.items()},
+            "keras predict", args.rounds, args.repeats,
+        )
         for name, time in seconds.items():
-            rate = args.batch / time
-            print(f"| {head} | {name} | {rate:.2f} | {rate / base:.2f}x | "
-                  f"{diffs[name]:.1e} |")
-        fastest = min(RUNTIMES + ("openvino bf16",), key=seconds.get)
+            print(f"| {head} | {name} | {args.batch / time:.2f} | "
+                  f"{speedups[name]:.2f}x | {diffs[name]:.1e} |")
+        fastest = max(RUNTIMES + ("openvino bf16",), key=speedups.get)
         print(f"| {head} | fastest runtime: {fastest} | | "
-              f"{seconds['keras predict'] / seconds[fastest]:.2f}x | |")
+              f"{speedups[fastest]:.2f}x | |")
 
 
 def bare_vgg19_onnx(args, model, path):
@@ -173,7 +199,7 @@ def bench_overhead(args, folder):
           f"(same {args.batch * args.frames} frames of "
           f"{args.size}x{args.size})\n")
     print("| head | bare VGG19 clips/s | classifier clips/s | classifier / "
-          "bare |")
+          "bare (paired) |")
     print("| --- | --- | --- | --- |")
     x = clips(args)
     frames = keras.applications.vgg19.preprocess_input(
@@ -186,14 +212,13 @@ def bench_overhead(args, folder):
         exported = load_artifact(path)
         for f, arg in ((bare, frames), (exported, x)):
             f(arg)
-        seconds = alternate(
+        seconds, speedups = paired(
             {"bare": lambda: bare(frames), "classifier": lambda: exported(x)},
-            args.rounds, args.repeats,
+            "bare", args.rounds, args.repeats,
         )
-        bare_rate = args.batch / seconds["bare"]
-        rate = args.batch / seconds["classifier"]
-        print(f"| {head} | {bare_rate:.2f} | {rate:.2f} | "
-              f"{rate / bare_rate:.3f} |")
+        print(f"| {head} | {args.batch / seconds['bare']:.2f} | "
+              f"{args.batch / seconds['classifier']:.2f} | "
+              f"{speedups['classifier']:.3f} |")
 
 
 def child_predict(args):
@@ -259,8 +284,8 @@ def main():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--onednn-pairs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", nargs="*", default=[],
@@ -279,7 +304,8 @@ def main():
             bench_overhead(args, folder)
     if "onednn" not in args.skip:
         bench_onednn(args)
-    print(f"\nload average after: {'{:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}")
+    load = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    print(f"\nload average after: {load}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Importing the package registers its layers and model for `.keras` loading
 under `safe_mode=True`; it builds no model and touches no network. The
-hypermodel (which needs Keras Tuner) and the data module load on first use.
+hypermodel (which needs Keras Tuner), the data and the explain modules load
+on first use.
 """
 
 from keras_vgg4d.augment import ScipyAugment
@@ -20,6 +21,7 @@ from keras_vgg4d.version import __version__
 _LAZY = {
     "VGG4DHyperModel": "keras_vgg4d.hypermodel",
     "data": "keras_vgg4d.data",
+    "explain": "keras_vgg4d.explain",
 }
 
 
@@ -46,4 +48,5 @@ __all__ = [
     "VGG4DHyperModel",
     "__version__",
     "data",
+    "explain",
 ]

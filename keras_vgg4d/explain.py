@@ -63,6 +63,8 @@ from keras_vgg4d.layout import LAYOUTS
 from keras_vgg4d.layout import to_time_major_shape
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.model import VGG4DClassifier
+from keras_vgg4d.pictures import draw_frame
+from keras_vgg4d.pictures import matplotlib_classes
 
 METHODS = ("occlusion", "gradient", "integrated_gradients")
 DEFAULT_LAYER = "block5_conv4"
@@ -488,7 +490,7 @@ def save_explanation(
     >>> save_explanation(clips, explain(model, clips), path) == path
     True
     """
-    figure_class, canvas_class = _matplotlib()
+    figure_class, canvas_class = matplotlib_classes("save_explanation")
     frames, shown = _check_picture_arguments(
         clip, explanation, class_names, index, max_frames
     )
@@ -503,7 +505,7 @@ def save_explanation(
     scale = float(heat.max()) if heat.max() > 0 else 1.0
     for column, t in enumerate(shown):
         ax = figure.add_subplot(grid[0, column])
-        _draw_frame(ax, frames[t])
+        draw_frame(ax, frames[t])
         # Opaque where hot, clear where cold: cold frames stay readable.
         ax.imshow(heat[t] / scale, cmap="inferno", vmin=0.0, vmax=1.0,
                   alpha=0.55 * heat[t] / scale, interpolation="bilinear")
@@ -513,20 +515,6 @@ def save_explanation(
     figure.suptitle(_title(explanation, index, class_names), fontsize=9)
     figure.savefig(path)
     return path
-
-
-def _matplotlib():
-    """matplotlib's `Figure` and Agg canvas, or an `ImportError` saying how
-    to install it."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError(
-            "save_explanation needs matplotlib, which is not installed. "
-            "Install the plot extra: `pip install keras_vgg4d[plot]`."
-        ) from error
-    return Figure, FigureCanvasAgg
 
 
 def _check_picture_arguments(clip, explanation, class_names, index,
@@ -568,18 +556,6 @@ def _check_picture_arguments(clip, explanation, class_names, index,
                              kind="stable")]
     shown = np.sort(ranked[:max_frames])
     return frames, shown if len(shown) else np.arange(min(time, max_frames))
-
-
-def _draw_frame(ax, frame):
-    """A frame of raw pixels (0..255): RGB, else its first channel, gray."""
-    frame = np.clip(frame, 0, 255) / 255.0
-    if frame.shape[-1] == 3:
-        ax.imshow(frame, interpolation="nearest")
-    else:
-        ax.imshow(frame[..., 0], cmap="gray", vmin=0, vmax=1,
-                  interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 _IMPORTANCE_LABELS = {

@@ -61,25 +61,25 @@ FORMATS = {
 _USAGE = {
     "tf_saved_model": """\
 import numpy as np, tensorflow as tf
-artifact = tf.saved_model.load("{path}")
+artifact = tf.saved_model.load({path})
 clips = np.zeros({shape}, "float32")  # raw frames, 0..255
 probabilities = artifact.serve(clips).numpy()
 print(probabilities.argmax(axis=-1))""",
     "onnx": """\
 import numpy as np, onnxruntime as ort
-session = ort.InferenceSession("{path}", providers=["CPUExecutionProvider"])
+session = ort.InferenceSession({path}, providers=["CPUExecutionProvider"])
 clips = np.zeros({shape}, "float32")  # raw frames, 0..255
 probabilities = session.run(None, {{session.get_inputs()[0].name: clips}})[0]
 print(probabilities.argmax(axis=-1))""",
     "openvino": """\
 import numpy as np, openvino as ov
-compiled = ov.Core().compile_model("{path}", "CPU", {{"INFERENCE_PRECISION_HINT": "f32"}})
+compiled = ov.Core().compile_model({path}, "CPU", {{"INFERENCE_PRECISION_HINT": "f32"}})
 clips = np.zeros({shape}, "float32")  # raw frames, 0..255
 probabilities = compiled(clips)[0]
 print(probabilities.argmax(axis=-1))""",
     "litert": """\
 import numpy as np; from ai_edge_litert.interpreter import Interpreter
-runner = Interpreter(model_path="{path}").get_signature_runner()
+runner = Interpreter(model_path={path}).get_signature_runner()
 clips = np.zeros({shape}, "float32")  # raw frames, 0..255
 probabilities = next(iter(runner(clips=clips).values()))
 print(probabilities.argmax(axis=-1))""",
@@ -193,8 +193,11 @@ def check_input_signature(model, input_signature, format: str) -> list:
         f"The input_signature given to VGG4DClassifier.export({format!r}) "
         f"(height, width and channels are fixed in the artifact; batch and "
         f"time may be None; layout {LAYOUTS[model.time_axis]})",
-        shape, model.time_axis, channels=getattr(model, "input_channels", None),
-        known_frame_size=True, allow_empty=True,
+        shape,
+        model.time_axis,
+        channels=getattr(model, "input_channels", None),
+        known_frame_size=True,
+        allow_empty=True,
     )
     dtype = getattr(spec, "dtype", None) or "float32"
     name = getattr(spec, "name", None) or "clips"
@@ -311,13 +314,28 @@ def usage(path, format: str, clip_shape=(1, 8, 224, 224, 3)) -> str:
         path: The artifact (for OpenVINO, its `.xml`).
         format: The format it was exported in.
         clip_shape: The shape of the example clips in the lines, laid out
-            as the model's `time_axis` says.
+            as the model's `time_axis` says; an unknown batch (`None`)
+            becomes 1, an unknown time 8.
 
     Returns:
         The lines, joined by newlines.
+
+    Example:
+
+    >>> from keras_vgg4d.export import usage
+    >>> print(usage("clf.onnx", "onnx", (None, None, 64, 64, 3)))
+    import numpy as np, onnxruntime as ort
+    session = ort.InferenceSession('clf.onnx', providers=["CPUExecutionProvider"])
+    clips = np.zeros((1, 8, 64, 64, 3), "float32")  # raw frames, 0..255
+    probabilities = session.run(None, {session.get_inputs()[0].name: clips})[0]
+    print(probabilities.argmax(axis=-1))
     """
     check_format(format)
-    return _USAGE[format].format(path=os.fspath(path), shape=tuple(clip_shape))
+    shape = tuple(
+        (1 if axis == 0 else 8) if size is None else int(size)
+        for axis, size in enumerate(clip_shape)
+    )
+    return _USAGE[format].format(path=repr(os.fspath(path)), shape=shape)
 
 
 def infer_format(path) -> str:
@@ -391,9 +409,11 @@ def _load_onnx(path, num_threads):
     session = ort.InferenceSession(
         path, options, providers=["CPUExecutionProvider"]
     )
-    clips_input = session.get_inputs()[0]
-    shape = tuple(d if isinstance(d, int) else None for d in clips_input.shape)
-    return (lambda clips: session.run(None, {clips_input.name: clips})[0]), shape
+    name = session.get_inputs()[0].name
+    shape = tuple(
+        d if isinstance(d, int) else None for d in session.get_inputs()[0].shape
+    )
+    return (lambda clips: session.run(None, {name: clips})[0]), shape
 
 
 def _load_openvino(path, num_threads, precision="f32"):
@@ -446,7 +466,8 @@ def load_artifact(
         openvino_precision: OpenVINO's `INFERENCE_PRECISION_HINT`. The
             default `"f32"` gives `predict`'s answers; OpenVINO's own default
             on CPUs with bfloat16 units (AVX512-BF16, AMX) is `"bf16"`:
-            faster, about 1e-2 off.
+            several times faster, but not `predict`'s answers (see
+            `docs/deploy.md`).
 
     Returns:
         A `LoadedArtifact`: `artifact(clips)` returns the probabilities.

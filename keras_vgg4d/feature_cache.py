@@ -38,7 +38,7 @@ class CachedFeatures:
 
     def split(self, validation_fraction: float):
         """Splits off the last `validation_fraction`, as Keras' `fit` does."""
-        cut = int(len(self.features) * (1.0 - validation_fraction))
+        cut = training_count(len(self.features), validation_fraction)
 
         def part(s):
             return CachedFeatures(
@@ -49,6 +49,12 @@ class CachedFeatures:
             )
 
         return part(slice(0, cut)), part(slice(cut, None))
+
+
+def training_count(count: int, validation_split: float) -> int:
+    """How many of `count` samples train under `validation_split`: the
+    first ones, as Keras' `fit` splits arrays (the last share validates)."""
+    return int(count * (1.0 - validation_split))
 
 
 def is_dataset(x) -> bool:

@@ -145,11 +145,12 @@ def _read_ahead(sources, spec, ahead: int = 4):
 
 
 def _model_layout(clip, model):
-    """A time-major clip or shape in the layout `model` reads."""
+    """A time-major clip shape `(time, h, w, c)` or batch of clips
+    `(batch, time, h, w, c)` in the layout `model` reads."""
     if model.time_axis == 1:
         return clip
     if isinstance(clip, tuple):
-        return (clip[0], *clip[2:], clip[1])
+        return (*clip[1:], clip[0])
     return np.moveaxis(clip, 1, -1)
 
 

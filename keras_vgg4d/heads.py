@@ -480,7 +480,9 @@ def run_recurrent(layer, sequences, mask=None):
         ],
         return_sequences=layer.return_sequences,
     )
-    return ops.concatenate(outputs, axis=-1) if len(outputs) > 1 else outputs[0]
+    if len(outputs) == 1:
+        return outputs[0]
+    return ops.concatenate(outputs, axis=-1)
 
 
 HEADS = {

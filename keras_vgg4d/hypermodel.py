@@ -14,6 +14,7 @@ from keras_vgg4d.class_weight import resolve_class_weight
 from keras_vgg4d.feature_cache import FeatureCache
 from keras_vgg4d.feature_cache import OnWholeModel
 from keras_vgg4d.feature_cache import is_dataset
+from keras_vgg4d.feature_cache import training_count
 from keras_vgg4d.frame_features import SampledFeatures
 from keras_vgg4d.frame_features import is_clip_dataset
 from keras_vgg4d.heads import HEADS
@@ -286,15 +287,20 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         """Deprecated: override `compile_model` instead."""
         self.compile_model(model, hp)
 
-    def _compile_trial(self, model: keras.Model, hp) -> None:
-        # Subclasses written for 0.1 overrode the private `_compile`.
-        if type(self)._compile is not VGG4DHyperModel._compile:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Subclasses written for 0.1 overrode the private `_compile`: they
+        # still work, and are told so where the subclass is written.
+        if cls._compile is not VGG4DHyperModel._compile:
             warnings.warn(
                 "Overriding `VGG4DHyperModel._compile` is deprecated; "
                 "override `compile_model(model, hp)` instead.",
                 DeprecationWarning,
-                stacklevel=3,
+                stacklevel=2,
             )
+
+    def _compile_trial(self, model: keras.Model, hp) -> None:
+        if type(self)._compile is not VGG4DHyperModel._compile:
             self._compile(model, hp)
         else:
             self.compile_model(model, hp)
@@ -312,7 +318,9 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         class_weight = kwargs.pop("class_weight", self.class_weight)
         if not self.uses_feature_cache:
             kwargs["class_weight"] = resolve_class_weight(
-                class_weight, lambda: _labels_of(x, y), self.num_classes
+                class_weight,
+                lambda: _training_labels(x, y, kwargs.get("validation_split")),
+                self.num_classes,
             )
             # The classifier checks NumPy data itself.
             return model.fit(x, y, validation_data=validation_data, **kwargs)
@@ -421,6 +429,16 @@ def _labels_of(x, y):
     if y is not None or not is_dataset(x):
         return y
     return np.concatenate([np.asarray(e[1]).reshape(-1) for e in x])
+
+
+def _training_labels(x, y, validation_split=None):
+    """The labels of the clips `fit` trains on: `validation_split`'s share
+    of arrays validates, so it is left out, as Keras' `fit` leaves it."""
+    labels = _labels_of(x, y)
+    if not validation_split or labels is None or is_dataset(x):
+        return labels
+    labels = np.asarray(labels)
+    return labels[: training_count(len(labels), validation_split)]
 
 
 def _unpack_validation_data(validation_data):

@@ -53,6 +53,8 @@ NEEDS = {
     "litert": ("ai_edge_litert",),
 }
 BUILT_SHAPE = (None, 3, 32, 32, 3)
+# What a missing extra's error says to run.
+PIP = r'pip install "keras_vgg4d\[{}\]"'
 TOLERANCE = 1e-5
 
 
@@ -294,7 +296,7 @@ def test_scipy_augment_never_reaches_the_artifact(exported):
 def test_export_right_after_build_with_time_last(tmp_path):
     model = VGG4DClassifier(2, "lstm", head_options={"units": 4}, time_axis=-1)
     model.build((None, 32, 32, 3, 4))
-    (path,) = export_classifier(model, tmp_path / "time_last", "tf_saved_model")
+    (path,) = export_classifier(model, tmp_path / "last", "tf_saved_model")
     artifact = load_artifact(path)
     assert artifact.input_shape == (None, 32, 32, 3, None)
     x = np.moveaxis(clips(2, 5, 3), 1, -1)
@@ -329,8 +331,9 @@ def test_missing_exporter_names_the_extra(monkeypatch, tmp_path, format,
                                           module, extra):
     monkeypatch.setitem(sys.modules, module, None)  # import fails
     model = VGG4DClassifier(2, "framewise")  # checked before it is built
-    with pytest.raises(ImportError, match=rf'pip install "keras_vgg4d\[{extra}\]"'):
-        model.export(str(tmp_path / f"m{FORMATS[format].suffix}"), format=format)
+    path = str(tmp_path / f"m{FORMATS[format].suffix}")
+    with pytest.raises(ImportError, match=PIP.format(extra)):
+        model.export(path, format=format)
 
 
 @pytest.mark.parametrize(
@@ -340,8 +343,29 @@ def test_missing_exporter_names_the_extra(monkeypatch, tmp_path, format,
 )
 def test_missing_runtime_names_the_extra(monkeypatch, suffix, module, extra):
     monkeypatch.setitem(sys.modules, module, None)
-    with pytest.raises(ImportError, match=rf'pip install "keras_vgg4d\[{extra}\]"'):
+    with pytest.raises(ImportError, match=PIP.format(extra)):
         load_artifact(f"model{suffix}")
+
+
+@pytest.mark.parametrize("format, suffix", [("openvino", ".xml"),
+                                            ("litert", ".tflite")])
+def test_a_file_name_without_the_suffix_names_it(tmp_path, format, suffix):
+    pytest.importorskip("openvino")
+    model = VGG4DClassifier(2, "framewise")
+    with pytest.raises(ValueError, match=rf"must end with '\{suffix}'"):
+        model.export(str(tmp_path / "model"), format=format)
+
+
+def test_a_converter_failure_names_the_head_and_format(monkeypatch, tmp_path):
+    def fail(*args, **kwargs):
+        raise RuntimeError("unsupported op Foo")
+
+    monkeypatch.setattr(keras.Model, "export", fail)
+    model = VGG4DClassifier(2, "lstm", head_options={"units": 4})
+    model.build(BUILT_SHAPE)
+    with pytest.raises(RuntimeError, match="'lstm' head to 'tf_saved_model'"
+                       ".*unsupported op Foo"):
+        model.export(str(tmp_path / "model"))
 
 
 def test_export_before_build_says_build_first(tmp_path):
@@ -368,12 +392,16 @@ def test_bad_input_signature_is_named(tmp_path, signature, match):
 
 def test_unknown_format_lists_the_formats(tmp_path):
     model = VGG4DClassifier(2, "framewise")
-    with pytest.raises(ValueError, match="tf_saved_model.*onnx.*openvino.*litert"):
+    with pytest.raises(ValueError, match="saved_model.*onnx.*openvino.*litert"):
         model.export(str(tmp_path / "m"), format="torchscript")
 
 
-@pytest.mark.parametrize("format, suffix", [("onnx", ".onnx"), ("litert", ".tflite")])
-def test_frame_chunk_error_names_the_format_and_its_fix_works(tmp_path, format, suffix):
+@pytest.mark.parametrize(
+    "format, suffix", [("onnx", ".onnx"), ("litert", ".tflite")]
+)
+def test_frame_chunk_error_names_the_format_and_its_fix_works(
+    tmp_path, format, suffix
+):
     pytest.importorskip("tf2onnx")
     model = VGG4DClassifier(2, "conv3d", head_options={"filters": 4},
                             frame_chunk=2)
@@ -381,7 +409,8 @@ def test_frame_chunk_error_names_the_format_and_its_fix_works(tmp_path, format, 
     with pytest.raises(ValueError, match=rf"frame_chunk=2.*'{format}'.*copy"):
         model.export(str(tmp_path / f"m{suffix}"), format=format)
     # The fix the message gives: a copy without frame_chunk.
-    copy = VGG4DClassifier.from_config({**model.get_config(), "frame_chunk": None})
+    config = {**model.get_config(), "frame_chunk": None}
+    copy = VGG4DClassifier.from_config(config)
     copy.build(BUILT_SHAPE)
     copy.set_weights(model.get_weights())
     x = clips(2, 3, 4)

@@ -25,7 +25,7 @@ def _assert_real_picture(path):
 def test_search_writes_leaderboard_report_and_best_model(tmp_path, capsys):
     status = search.main(SMALL + ["--directory", str(tmp_path), "--task",
                                   "appearance", "--epochs", "4",
-                                  "--patience", "1"])
+                                  "--patience", "1", "--export", "onnx"])
     assert status == 0
     out = capsys.readouterr().out
     assert "rank" in out and "val_acc" in out and "best: trial" in out
@@ -60,6 +60,34 @@ def test_search_writes_leaderboard_report_and_best_model(tmp_path, capsys):
     _assert_real_picture(explained[0])
     model = keras.models.load_model(project / "best_model.keras")
     assert model.predict(np.zeros((1, 2, 32, 32, 3)), verbose=0).shape == (1, 3)
+    # --export onnx: the artifact answers what the model does, and the
+    # report's lines load and run it as they stand.
+    from keras_vgg4d.export import load_artifact
+
+    clips = np.random.default_rng(0).uniform(0, 255, (3, 2, 32, 32, 3))
+    np.testing.assert_allclose(
+        load_artifact(project / "best_model.onnx")(clips.astype("float32")),
+        model.predict(clips, verbose=0), atol=1e-5)
+    code = report.split("```python\n")[1].split("```")[0]
+    assert "best_model.onnx" in code and len(code.splitlines()) == 5
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-1500:]
+    assert run.stdout.strip() == str(model.predict(
+        np.zeros((1, 2, 32, 32, 3)), verbose=0).argmax(axis=-1))
+
+
+def test_a_missing_export_extra_is_named_before_the_search(tmp_path, capsys,
+                                                           monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import fails
+    status = search.main(SMALL + ["--directory", str(tmp_path),
+                                  "--export", "onnx", "openvino"])
+    assert status == 1
+    error = capsys.readouterr().err
+    assert error.startswith("vgg4d-tune: error: ImportError: Exporting to "
+                            "'openvino' needs the `openvino` package")
+    assert 'pip install "keras_vgg4d[openvino]"' in error
+    assert not (tmp_path / "search").exists()  # no search ran
 
 
 def test_progress_lines_and_refit(tmp_path, capsys):
@@ -156,3 +184,35 @@ def test_a_folder_of_videos_streams_through_the_search(tmp_path, capsys):
     assert sum(int(v) for line in matrix[1:] for v in line.split(",")[1:]) == 3
     final = keras.models.load_model(project / "final_model.keras")
     assert final.predict(np.zeros((1, 3, 32, 32, 3)), verbose=0).shape == (1, 3)
+
+
+def _sources(groups):
+    from keras_vgg4d.data import ClipSource
+
+    return [ClipSource(f"{g}/clip{i}", "dicom", 0, g, 8, 32, 32, 1)
+            for i, g in enumerate(groups)]
+
+
+@pytest.mark.parametrize(
+    "groups, labels, line",
+    [
+        # Two patients of one class each; p1's mean answer is right,
+        # p2's wrong: half the patients, three of four clips.
+        (["p1", "p1", "p2", "p2"], [0, 0, 1, 1],
+         "per patient: accuracy 0.500 over 2 patients (per clip 0.750)"),
+        # A group that mixes classes is not a study: no line.
+        (["g1", "g1", "g2", "g2"], [0, 1, 0, 1], None),
+        # One clip a patient: per patient is per clip, no line.
+        (["p1", "p2", "p3", "p4"], [0, 0, 1, 1], None),
+    ],
+)
+def test_per_patient_accuracy_only_where_patients_hold_one_class(
+        capsys, groups, labels, line):
+    import types
+
+    data = types.SimpleNamespace(
+        validation=types.SimpleNamespace(clip_sources=_sources(groups)))
+    probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.4, 0.6]])
+    search._print_study_accuracy(data, probabilities, np.array(labels))
+    out = capsys.readouterr().out.strip()
+    assert out == (line or "")

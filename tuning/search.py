@@ -31,6 +31,9 @@ from keras_vgg4d.tuning.configs import TUNERS  # noqa: E402
 from keras_vgg4d.tuning.search_data import load_search_data  # noqa: E402
 
 OBJECTIVE_NAMES = ("val_accuracy", "val_loss", "val_auc", "val_macro_f1")
+# --export names, and the `VGG4DClassifier.export` format of each.
+EXPORT_FORMATS = {"onnx": "onnx", "openvino": "openvino", "litert": "litert",
+                  "saved_model": "tf_saved_model"}
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
@@ -39,27 +42,29 @@ class _OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of `vgg4d-tune`."""
+    """The command line of `vgg4d-tune`: data, search and output options."""
     parser = _OneLineErrorParser(
         prog="vgg4d-tune",
         description="Search temporal heads for VGG19 on clips of frames.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add = parser.add_argument
+    _add_data_arguments(parser.add_argument_group("data").add_argument)
+    _add_search_arguments(parser.add_argument_group("search").add_argument)
+    _add_output_arguments(parser.add_argument_group("output").add_argument)
+    return parser
+
+
+def _add_data_arguments(add) -> None:
     add("--data", default=DEFAULTS["data"],
         help="'demo', a .npz file with arrays x and y, or a folder with one "
              "sub-folder of clips per class")
     add("--task", default=DEFAULTS["task"],
-        help="demo task: 'order', 'appearance' or 'motion'")
+        help="demo task: 'order', 'appearance', 'motion' or 'event'")
     add("--num-clips", type=int, default=DEFAULTS["num_clips"],
         help="number of demo clips")
     add("--validation-fraction", "--validation-split", type=float,
         default=DEFAULTS["validation_fraction"],
         help="share of the clips (of each class) that validate")
-    add("--tuner", choices=TUNERS, default=DEFAULTS["tuner"])
-    add("--max-trials", type=int, default=DEFAULTS["max_trials"])
-    add("--epochs", type=int, default=DEFAULTS["epochs"])
-    add("--batch-size", type=int, default=DEFAULTS["batch_size"])
     add("--frames", type=int, default=DEFAULTS["frames"],
         help="frames per clip (demo and folder data)")
     add("--sampling", choices=("uniform", "random", "segments"),
@@ -73,10 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
              "or all train")
     add("--intensity", default=None,
         help="folder data: DICOM/NIfTI intensities to 0..255: window, "
-             "percentiles or minmax (default: window for DICOM, minmax for "
+             "percentiles or minmax (None: window for DICOM, minmax for "
              "NIfTI)")
     add("--image-size", type=int, default=DEFAULTS["image_size"],
         help="frame height and width (demo and folder data)")
+    add("--seed", type=int, default=DEFAULTS["seed"],
+        help="seed of the demo clips, the split and the search")
+    add("--time-last", action="store_true",
+        help="the data is laid out (n, height, width, channels, time)")
+
+
+def _add_search_arguments(add) -> None:
+    add("--tuner", choices=TUNERS, default=DEFAULTS["tuner"])
+    add("--max-trials", type=int, default=DEFAULTS["max_trials"])
+    add("--epochs", type=int, default=DEFAULTS["epochs"])
+    add("--batch-size", type=int, default=DEFAULTS["batch_size"])
     add("--heads", default="framewise,conv3d,lstm",
         help="comma-separated heads to search")
     add("--weights", default=DEFAULTS["weights"],
@@ -88,13 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     add("--no-cache", action="store_true",
         help="train whole models in every trial instead of heads on cached "
              "backbone features")
-    add("--directory", default=DEFAULTS["directory"])
-    add("--project-name", default=DEFAULTS["project_name"])
-    add("--resume", action="store_true",
-        help="keep the finished trials of an earlier search in --directory")
-    add("--seed", type=int, default=DEFAULTS["seed"])
-    add("--time-last", action="store_true",
-        help="the data is laid out (n, height, width, channels, time)")
     add("--objective", choices=OBJECTIVE_NAMES, default=DEFAULTS["objective"],
         help="what the search optimizes; val_macro_f1 or val_auc for "
              "imbalanced classes")
@@ -103,18 +112,29 @@ def build_parser() -> argparse.ArgumentParser:
     add("--patience", type=int, default=DEFAULTS["patience"],
         help="stop a trial after this many epochs without a better "
              "objective, keeping its best weights; 0 turns it off")
-    add("--refit", action="store_true",
-        help="retrain the best configuration on training + validation clips "
-             "for its best epoch count; saved as final_model.keras")
     add("--precision", choices=("auto", "float32", "bfloat16"),
         default="auto",
         help="precision of the cached backbone features; auto: bfloat16 on "
              "CPUs with AVX-512 BF16 or AMX, else float32 (heads train in "
              "float32)")
+
+
+def _add_output_arguments(add) -> None:
+    add("--directory", default=DEFAULTS["directory"])
+    add("--project-name", default=DEFAULTS["project_name"])
+    add("--resume", action="store_true",
+        help="keep the finished trials of an earlier search in --directory")
+    add("--refit", action="store_true",
+        help="retrain the best configuration on training + validation clips "
+             "for its best epoch count; saved as final_model.keras")
+    add("--export", nargs="+", default=[], metavar="FORMAT",
+        choices=EXPORT_FORMATS,
+        help="also export the best model for a runtime without Keras: "
+             "onnx, openvino, litert and/or saved_model (beside "
+             "best_model.keras; report.md shows how to load each)")
     add("--verbose", action="store_true",
         help="Keras' per-epoch progress bars instead of one line a trial")
     add("--quiet", action="store_true", help="print only the leaderboard")
-    return parser
 
 
 def check_args(args) -> None:
@@ -124,6 +144,11 @@ def check_args(args) -> None:
             f"--patience must be >= 0 (0 turns early stopping off); "
             f"received {args.patience}"
         )
+    for name in args.export:
+        # Before the search, not after it: a missing extra is named now.
+        from keras_vgg4d.export import require
+
+        require(EXPORT_FORMATS[name])
     if args.refit and not args.validation_fraction > 0:
         raise ValueError(
             "--refit retrains for the best epoch count the validation clips "
@@ -275,8 +300,28 @@ def write_explanations(best, data, predicted, labels, directory,
     return paths
 
 
+def export_best(args, best, data, directory, written) -> list[str]:
+    """Exports the best model in each `--export` format, adding the paths
+    to `written`; returns report.md's lines on loading each artifact."""
+    from keras_vgg4d.export import export_classifier
+    from keras_vgg4d.export import usage
+
+    lines = ["## Deploy", ""] if args.export else []
+    for name in args.export:
+        paths = export_classifier(best, os.path.join(directory, "best_model"),
+                                  EXPORT_FORMATS[name])
+        written += paths
+        lines += [f"`{os.path.basename(paths[0])}` ({name}):", "", "```python",
+                  usage(paths[0], EXPORT_FORMATS[name],
+                        (None, *data.input_shape)),
+                  "```", ""]
+    return lines
+
+
 def _print_study_accuracy(data, probabilities, labels) -> None:
-    """One answer per patient, where a patient's study gave several clips."""
+    """One answer per patient, where a patient's study gave several clips
+    of its one class. Groups that mix classes (the source videos of
+    UCF101's `gNN` groups) get no line: they are not studies."""
     from keras_vgg4d.studies import study_accuracy
     from keras_vgg4d.studies import study_ids
 
@@ -285,6 +330,8 @@ def _print_study_accuracy(data, probabilities, labels) -> None:
         return
     ids = study_ids(sources)
     if len(set(ids)) == len(ids):
+        return
+    if len(set(zip(ids, labels.tolist()))) != len(set(ids)):
         return
     scores = study_accuracy(probabilities, labels, ids)
     print(f"per patient: accuracy {scores['study_accuracy']:.3f} over "
@@ -330,9 +377,10 @@ def run(args) -> int:
         final = refit(args, tuner, hypermodel, data, rows[0]["best_epochs"])
         written.append(os.path.join(directory, "final_model.keras"))
         final.save(written[-1])
+    deploy = export_best(args, best, data, directory, written)
     from keras_vgg4d.tuning.report import write_markdown
 
-    written.append(write_markdown(rows, written, directory))
+    written.append(write_markdown(rows, written, directory, deploy))
     print("wrote " + ", ".join(written))
     return 0
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from keras_vgg4d.layout import validate_time_axis
+from keras_vgg4d.pictures import draw_frame
+from keras_vgg4d.pictures import matplotlib_classes
 from keras_vgg4d.validation import check_bool
 from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import is_integer
@@ -396,22 +398,10 @@ def _order_clip(painter, rng, frames, label, num_classes):
     centre = rng.uniform(0.4, 0.6, 2)
     centres = centre + rng.uniform(-0.04, 0.04, (frames, 2))
     radii = 0.1 + 0.3 * levels
-    coverage, pattern = painter.shapes(
-        kind,
-        "stripes",
-        centres,
-        radii,
+    clip = _striped_clip(
+        painter, rng, kind, centres, radii,
         rng.uniform(0, 2 * np.pi) + rng.uniform(-0.2, 0.2, frames),
-        1.0 + 3.0 * levels,
-        rng.uniform(0, 2 * np.pi),
-    )
-    clip = painter.compose(
-        rng,
-        painter.background(rng, frames),
-        coverage,
-        pattern,
-        painter.colour(rng, 150.0, 255.0),
-        contrast=0.45 + 0.55 * levels,
+        1.0 + 3.0 * levels, darkest=150.0, contrast=0.45 + 0.55 * levels,
     )
     return clip[order_permutation(frames, label)]
 
@@ -442,23 +432,29 @@ def _motion_clip(painter, rng, frames, label, num_classes):
             [along, across] if horizontal else [across, along], axis=1
         )
         angles = np.full(frames, rng.uniform(0, 2 * np.pi))
-    coverage, pattern = painter.shapes(
-        kind,
-        "stripes",
-        centres,
-        np.full(frames, radius),
-        angles,
-        np.full(frames, rng.uniform(1.5, 2.5)),
-        rng.uniform(0, 2 * np.pi),
-    )
-    clip = painter.compose(
-        rng,
-        painter.background(rng, frames),
-        coverage,
-        pattern,
-        painter.colour(rng, 120.0, 255.0),
+    clip = _striped_clip(
+        painter, rng, kind, centres, np.full(frames, radius), angles,
+        np.full(frames, rng.uniform(1.5, 2.5)), darkest=120.0,
     )
     return clip if forward else clip[::-1].copy()
+
+
+def _striped_clip(painter, rng, kind, centres, radii, angles, frequencies,
+                  darkest, contrast=1.0):
+    """Striped `kind` shapes over a textured background, in a colour drawn
+    between `darkest` and 255: the frames of the order and motion tasks."""
+    coverage, pattern = painter.shapes(
+        kind, "stripes", centres, radii, angles, frequencies,
+        rng.uniform(0, 2 * np.pi),
+    )
+    return painter.compose(
+        rng,
+        painter.background(rng, len(centres)),
+        coverage,
+        pattern,
+        painter.colour(rng, darkest, 255.0),
+        contrast=contrast,
+    )
 
 
 def save_clip_grid(
@@ -499,14 +495,7 @@ def save_clip_grid(
     >>> save_clip_grid(x, path, labels=y) == path
     True
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError(
-            "save_clip_grid needs matplotlib, which is not installed. "
-            "Install the plot extra: `pip install keras_vgg4d[plot]`."
-        ) from error
+    Figure, FigureCanvasAgg = matplotlib_classes("save_clip_grid")
     time_axis = validate_time_axis(time_axis)
     clips = np.asarray(x)
     if clips.ndim == 4:
@@ -526,15 +515,8 @@ def save_clip_grid(
     axes = figure.subplots(rows, columns, squeeze=False)
     for row in range(rows):
         for column in range(columns):
-            frame = np.clip(clips[row, column], 0, 255) / 255.0
             ax = axes[row, column]
-            if frame.shape[-1] == 3:
-                ax.imshow(frame, interpolation="nearest")
-            else:
-                ax.imshow(frame[..., 0], cmap="gray", vmin=0, vmax=1,
-                          interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            draw_frame(ax, clips[row, column])
             if row == 0:
                 ax.set_title(f"t={column}", fontsize=8)
         if labels is not None:
