@@ -3,10 +3,11 @@
 Clips are made from scikit-learn's `load_digits` (1,797 real 8x8 scans of
 handwritten digits, shipped with scikit-learn: no download), upsampled to
 32x32 and made RGB, each scan jittered (shift, brightness, background,
-noise). Two tasks:
+noise; `--jitters` versions of each scan, 2 by default). Two tasks:
 
 - `appearance` (5 classes, digits 0-4): a clip is 4-6 frames, each a
-  different scan of the clip's digit. One frame tells the class.
+  different scan of the clip's digit (`--appearance-clips same-scan`:
+  jitters of one scan). One frame tells the class.
 - `order` (2 classes): a clip is 4-6 scans of distinct digits drawn from
   0-9, shown in rising or in falling order. Which digits a clip holds says
   nothing about its class; only their order does.
@@ -40,8 +41,8 @@ the batches), the script measures:
 
 The heads run twice: with `VGG4DClassifier`'s current defaults, and with
 the candidate defaults given on the command line (`--dropout`, `--l2`,
-`--weight-decay`, ...; their defaults are the proposed ones). With `--demo`
-(on by default), both settings also train on the demo `"order"` and
+`--weight-decay`, ...; their defaults are the current ones). Unless
+`--no-demo` is given, both settings also train on the demo `"order"` and
 `"appearance"` clips of the default `vgg4d-tune` run, to check they still
 learn them. Targets: on `appearance`, every head within 0.05 of the
 mean-pooled probe; on `order`, `conv3d` within 0.1 of `lstm`.

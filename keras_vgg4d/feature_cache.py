@@ -204,7 +204,8 @@ class OnWholeModel(keras.callbacks.Callback):
     whole model. The head model shares the classifier's head layers, and the
     classifier is given the head model's optimizer, so a callback that
     changes the learning rate changes the one that trains; and a callback
-    that stops training (`EarlyStopping`, `TerminateOnNaN`, ...) stops it.
+    that stops training (`EarlyStopping`, `TerminateOnNaN`, ...) stops it;
+    one that resumes (`BackupAndRestore`) resumes it at its epoch.
 
     Args:
         callback: A `keras.callbacks.Callback`.
@@ -233,6 +234,11 @@ class OnWholeModel(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._forward("on_train_begin", logs)
+        # A callback that resumes training (`BackupAndRestore`) sets the
+        # epoch to start from on the model it sees; the head model's loop
+        # reads it from the head model, after `on_train_begin`.
+        if getattr(self.whole_model, "_initial_epoch", None):
+            self.model._initial_epoch = self.whole_model._initial_epoch
 
     def on_train_end(self, logs=None):
         self._forward("on_train_end", logs)

@@ -44,11 +44,12 @@ class BatchLog(keras.callbacks.Callback):
         self.learning_rates.append(float(self.model.optimizer.learning_rate))
 
 
-def _pair(head="lstm", **hypermodel_kwargs):
+def _pair(head="lstm", learning_rate=1e-3, **hypermodel_kwargs):
     """Two classifiers with equal weights: one trained cached, one plain."""
     hp = keras_tuner.HyperParameters()
     hp.Fixed("temporal_head", head)
     hp.Fixed("dropout", 0.0)
+    hp.Fixed("learning_rate", learning_rate)
     cached = VGG4DHyperModel(3, CLIP_SHAPE, **hypermodel_kwargs)
     plain = VGG4DHyperModel(3, CLIP_SHAPE, cache_features=False,
                             **hypermodel_kwargs)
@@ -58,8 +59,9 @@ def _pair(head="lstm", **hypermodel_kwargs):
     return (cached, model_cached), (plain, model_plain), hp
 
 
-def _fit_both(fit_kwargs, callbacks=None, head="lstm", **hypermodel_kwargs):
-    pair = _pair(head, **hypermodel_kwargs)
+def _fit_both(fit_kwargs, callbacks=None, head="lstm", learning_rate=1e-3,
+              **hypermodel_kwargs):
+    pair = _pair(head, learning_rate, **hypermodel_kwargs)
     results = []
     for hypermodel, model in pair[:2]:
         log = BatchLog()
@@ -185,27 +187,72 @@ def test_callbacks_act_the_same_with_and_without_the_cache(name):
         assert log_p.learning_rates[-1] < log_p.learning_rates[0]
 
 
-def test_terminate_on_nan_stops_the_cached_training():
-    (hypermodel, model), _, hp = _pair()
-    x, y = _data(8, 0)
-    hp.values["learning_rate"] = 1e30  # diverges at once
-    history = hypermodel.fit(
-        hp, model, x, y, batch_size=2, epochs=3, verbose=0,
-        callbacks=[keras.callbacks.TerminateOnNaN()],
+def test_terminate_on_nan_stops_both_ways_after_the_first_batch():
+    results = _fit_both(
+        lambda: dict(_arrays_with_validation_data(), epochs=3),
+        callbacks=lambda: [keras.callbacks.TerminateOnNaN()],
+        learning_rate=1e30,  # diverges at once
     )
-    assert len(history.history["loss"]) == 1
+    for history, log, _ in results:
+        assert len(history["loss"]) == 1 and np.isnan(history["loss"][0])
+        # It stops at the first batch whose loss is not finite.
+        assert log.train_batches == results[1][1].train_batches < 3
 
 
-def test_model_checkpoint_saves_the_whole_classifier(tmp_path):
-    (hypermodel, model), _, hp = _pair()
-    x, y = _data(6, 0)
-    path = str(tmp_path / "best.keras")
-    hypermodel.fit(hp, model, x, y, batch_size=3, epochs=1, verbose=0,
-                   callbacks=[keras.callbacks.ModelCheckpoint(path)])
-    loaded = keras.saving.load_model(path)
-    assert type(loaded).__name__ == "VGG4DClassifier"
-    np.testing.assert_allclose(loaded.predict(x, verbose=0),
-                               model.predict(x, verbose=0), rtol=1e-5)
+def test_model_checkpoint_saves_the_same_classifiers_both_ways(tmp_path):
+    folders = iter([tmp_path / "cached", tmp_path / "plain"])
+
+    def checkpoint():
+        pattern = str(next(folders) / "epoch{epoch}.keras")
+        return [keras.callbacks.ModelCheckpoint(pattern)]
+
+    results = _fit_both(
+        lambda: dict(_arrays_with_validation_data(), epochs=1),
+        callbacks=checkpoint)
+    x, _ = _data(4, 2)
+    cached, plain = (keras.saving.load_model(tmp_path / side / "epoch1.keras")
+                     for side in ("cached", "plain"))
+    assert type(cached).__name__ == "VGG4DClassifier"
+    np.testing.assert_allclose(cached.predict(x, verbose=0),
+                               plain.predict(x, verbose=0),
+                               rtol=2e-4, atol=2e-5)
+    # It is the trained classifier itself, whole.
+    np.testing.assert_allclose(cached.predict(x, verbose=0),
+                               results[0][2].predict(x, verbose=0), rtol=1e-5)
+
+
+class InterruptAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("killed")
+
+
+def test_backup_and_restore_resumes_both_ways_where_it_stopped(tmp_path):
+    pair = _pair()
+    final = []
+    for (hypermodel, model), side in zip(pair[:2], ("cached", "plain")):
+        backup = str(tmp_path / side)
+        keras.utils.set_random_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            hypermodel.fit(pair[2], model, shuffle=False, verbose=0,
+                           callbacks=[keras.callbacks.BackupAndRestore(backup),
+                                      InterruptAfterEpoch(1)],
+                           **dict(_arrays_with_validation_data(), epochs=4))
+        log = BatchLog()
+        history = hypermodel.fit(
+            pair[2], model, shuffle=False, verbose=0,
+            callbacks=[keras.callbacks.BackupAndRestore(backup), log],
+            **dict(_arrays_with_validation_data(), epochs=4))
+        # Epochs 0 and 1 were done and backed up: 2 and 3 are left.
+        assert len(history.history["loss"]) == 2
+        assert log.train_batches == 2 * 3
+        final.append(model.head.get_weights())
+    for w_c, w_p in zip(*final):
+        np.testing.assert_allclose(w_c, w_p, rtol=2e-4, atol=2e-5)
 
 
 # --- frame masking off -------------------------------------------------------

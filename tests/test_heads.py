@@ -106,6 +106,26 @@ def test_config_round_trip(name):
     assert clone.dropout == 0.25
 
 
+# The defaults benchmarks/bench_real_images.py measured (benchmarks/RESULTS.md,
+# "Heads on real images"): change one only with a new measurement.
+HEAD_DEFAULTS = {
+    "framewise": {"units": 0, "pooling": "avg", "dropout": 0.0,
+                  "normalize": True},
+    "conv3d": {"filters": 64, "temporal_kernel": 3, "spatial_kernel": 3,
+               "num_layers": 1, "pooling": "avg", "dropout": 0.0,
+               "normalize": True},
+    "lstm": {"units": 64, "num_layers": 1, "bidirectional": False,
+             "pooling": "avg", "dropout": 0.0, "normalize": True},
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_defaults_are_the_measured_ones(name):
+    config = get_head(name, 3).get_config()
+    options = {option: config[option] for option in head_options(name)}
+    assert options == HEAD_DEFAULTS[name]
+
+
 def test_unknown_head_lists_valid_names():
     with pytest.raises(ValueError, match=r"'gru'.*conv3d.*framewise.*lstm"):
         get_head("gru", 2)
