@@ -144,8 +144,25 @@ def test_npz_time_last_data_and_resume(tmp_path, capsys):
         (["--precision", "float16"], 2, "argument --precision: invalid choice"),
     ],
 )
-def test_bad_arguments_give_one_line_and_no_traceback(tmp_path, argv, status,
-                                                       message):
+def test_bad_arguments_give_one_line(tmp_path, capsys, argv, status,
+                                     message):
+    # In this process: an exception other than the exit would fail the test.
+    try:
+        returned = search.main([*argv, "--directory", str(tmp_path)])
+    except SystemExit as exit:  # argparse's own errors
+        returned = exit.code
+    assert returned == status
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines()
+              if line.startswith("vgg4d-tune: error:")]
+    assert len(errors) == 1 and message in errors[0], stderr[-1500:]
+    assert not (tmp_path / "search").exists()  # failed before any search
+
+
+@pytest.mark.parametrize("argv, status", [(["--tuner", "grid"], 2),
+                                          (["--patience", "-1"], 1)])
+def test_the_command_exits_with_one_line_and_no_traceback(tmp_path, argv,
+                                                          status):
     result = subprocess.run(
         [sys.executable, "-m", "keras_vgg4d.tuning.search", *argv,
          "--directory", str(tmp_path)],
@@ -156,7 +173,7 @@ def test_bad_arguments_give_one_line_and_no_traceback(tmp_path, argv, status,
     assert result.returncode == status
     errors = [line for line in result.stderr.splitlines()
               if line.startswith("vgg4d-tune: error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr[-1500:]
+    assert len(errors) == 1, result.stderr[-1500:]
     assert "Traceback" not in result.stderr
 
 

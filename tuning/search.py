@@ -20,6 +20,7 @@ workers run trials:
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import warnings
@@ -367,6 +368,11 @@ def run(args) -> int:
             + (f"on, features in {hypermodel.feature_cache.dtype_policy}"
                if hypermodel.uses_feature_cache else "off")
         )
+    # Keras Tuner collects garbage twice a trial; each full collection
+    # walked TensorFlow's ~360,000 long-lived objects (0.7 s here). Frozen,
+    # they are not walked again; what trials leave is collected as before.
+    gc.collect()
+    gc.freeze()
     tuner = search(args, hypermodel, data)
     best = tuner.get_best_models(num_models=1)[0]
     rows, written = report(args, tuner, data, best)
