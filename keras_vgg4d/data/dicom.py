@@ -294,8 +294,10 @@ class DicomClip:
     or the folder holding a series' files; `frame_paths`
     the series' files in time order (`None` for a multi-frame file);
     `index` the slice position in spatial order, of `positions` (`None`
-    for a multi-frame file, or a 3D series made one clip); `first` the
-    listing order of its first file.
+    for a multi-frame file, or a 3D series made one clip); `header` the
+    `DicomFile` of its (first) file, whose frame size, channels, patient,
+    study and series are the clip's; `first` the listing order of its
+    first file.
     """
 
     path: str
@@ -303,12 +305,7 @@ class DicomClip:
     index: int | None
     positions: int
     length: int
-    height: int
-    width: int
-    channels: int
-    patient: str | None
-    study: str | None
-    series: str | None
+    header: DicomFile
     label: int | None
     first: int
 
@@ -328,11 +325,8 @@ def assemble_clips(files: list[tuple[int, DicomFile, int | None]]):
     series = collections.defaultdict(list)
     for order, file, label in files:
         if file.frames > 1 or file.series is None:
-            clips.append(DicomClip(
-                file.path, None, None, 1, file.frames, file.height,
-                file.width, file.channels, file.patient, file.study,
-                file.series, label, order,
-            ))
+            clips.append(DicomClip(file.path, None, None, 1, file.frames,
+                                   file, label, order))
         else:
             series[file.series].append((order, file, label))
     for uid, members in series.items():
@@ -340,13 +334,13 @@ def assemble_clips(files: list[tuple[int, DicomFile, int | None]]):
             [os.path.dirname(file.path) for _, file, _ in members]
         )
         try:
-            clips.extend(_series_clips(uid, members, folder))
+            clips.extend(_series_clips(members, folder))
         except ValueError as error:
             problems.append((folder, f"series {uid}: {error}"))
     return clips, problems
 
 
-def _series_clips(uid, members, folder):
+def _series_clips(members, folder):
     labels = sorted({label for _, _, label in members}, key=str)
     if len(labels) > 1:
         raise ValueError(
@@ -373,8 +367,7 @@ def _series_clips(uid, members, folder):
     return [
         DicomClip(
             path, tuple(f.path for f in frames), None if volume else k,
-            len(ordered), len(frames), head.height, head.width,
-            head.channels, head.patient, head.study, uid, labels[0], first,
+            len(ordered), len(frames), head, labels[0], first,
         )
         for k, frames in enumerate(ordered)
     ]

@@ -384,11 +384,12 @@ def probe_sources(candidates, time_axis, intensity, slices, problems):
 
 
 def _dicom_source(clip: dicom_io.DicomClip) -> ClipSource:
+    header = clip.header
     return ClipSource(
-        clip.path, "dicom", clip.label, "", clip.length, clip.height,
-        clip.width, clip.channels, "float32", index=clip.index,
-        frame_paths=clip.frame_paths, patient=clip.patient,
-        study=clip.study, series=clip.series,
+        clip.path, "dicom", clip.label, "", clip.length, header.height,
+        header.width, header.channels, "float32", index=clip.index,
+        frame_paths=clip.frame_paths, patient=header.patient,
+        study=header.study, series=header.series,
     )
 
 
