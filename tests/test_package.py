@@ -27,6 +27,8 @@ CHECK_IMPORT = textwrap.dedent(
         "registered": keras.saving.get_registered_object(
             "keras_vgg4d>VGG4DClassifier") is VGG4DClassifier,
         "lazy": keras_vgg4d.VGG4DHyperModel.__name__,
+        "explain_before": "keras_vgg4d.explain" in sys.modules,
+        "explain": keras_vgg4d.explain.__name__,
     }))
     """
 )
@@ -42,6 +44,9 @@ def test_import_is_light_and_offline():
     assert report["heavy"] == []
     assert report["registered"] is True
     assert report["lazy"] == "VGG4DHyperModel"
+    # `keras_vgg4d.explain` loads on first use, without an import of its own.
+    assert report["explain_before"] is False
+    assert report["explain"] == "keras_vgg4d.explain"
 
 
 def test_version_matches_the_installed_metadata():
