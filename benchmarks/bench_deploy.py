@@ -17,6 +17,12 @@ Three comparisons, each measured side by side in one run:
    each in its own process (the variable is read when TensorFlow is
    imported), the processes alternating; and whether TensorFlow turns
    oneDNN on by itself here (its "oneDNN custom operations are on" line).
+4. `cache`: filling the feature cache (`FeatureCache.get`: the backbone
+   features and masks of 64 clips x 6 frames of 64x64, batches of 32, by
+   `feature_extractor(...).predict_on_batch`) against the same extractor
+   exported to ONNX and run by ONNX Runtime in the same loop, with the
+   extractor's `predict` alongside, and the one-off cost of the export and
+   the session. Target: ONNX Runtime at least 1.15x the cache fill.
 
 Timings warm up first, then alternate the compared variants (A, B, A, B,
 ..., the order reversed every other round) and report medians; each speed-up
@@ -27,6 +33,7 @@ something.
 
     python benchmarks/bench_deploy.py
     python benchmarks/bench_deploy.py --skip onednn --heads lstm
+    python benchmarks/bench_deploy.py --skip runtimes overhead onednn
 """
 
 from __future__ import annotations
@@ -221,6 +228,86 @@ def bench_overhead(args, folder):
               f"{speedups['classifier']:.3f} |")
 
 
+def onnx_extractor(extractor, clip_shape, path):
+    """`extractor` exported to ONNX; returns (run, seconds to export and
+    open the session). `run(batch)` gives the features and the mask."""
+    import time
+
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    start = time.perf_counter()
+    spec = tf.TensorSpec((None, *clip_shape), tf.float32)
+    extractor.export(path, format="onnx", verbose=False,
+                     input_signature=[spec])
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    seconds = time.perf_counter() - start
+    name = session.get_inputs()[0].name
+    return (lambda batch: session.run(None, {name: batch})), seconds
+
+
+def fill(run, x, batch_size):
+    """`FeatureCache._from_array`'s loop with `run` as the extractor."""
+    features = masks = None
+    for start in range(0, len(x), batch_size):
+        batch_features, batch_mask = run(x[start:start + batch_size])
+        if features is None:
+            features = np.empty((len(x), *batch_features.shape[1:]),
+                                batch_features.dtype)
+            masks = np.empty((len(x), *batch_mask.shape[1:]), bool)
+        features[start:start + len(batch_features)] = batch_features
+        masks[start:start + len(batch_mask)] = batch_mask
+    return features, masks
+
+
+def bench_cache(args, folder):
+    from keras_vgg4d.feature_cache import FeatureCache
+
+    shape = (args.cache_frames, args.cache_size, args.cache_size, 3)
+    sized = argparse.Namespace(**{**vars(args), "batch": args.cache_clips,
+                                  "frames": args.cache_frames,
+                                  "size": args.cache_size})
+    print(f"\n## Feature cache fill: Keras against ONNX Runtime "
+          f"({args.cache_clips} clips x {args.cache_frames} frames of "
+          f"{args.cache_size}x{args.cache_size}, batches of "
+          f"{args.cache_batch}, medians of {args.rounds} alternating "
+          f"rounds)\n")
+    x = clips(sized)
+    model = classifier(sized, args.heads[0], x)
+    extractor = model.feature_extractor(shape)
+    run_onnx, setup = onnx_extractor(
+        extractor, shape, os.path.join(folder, "extractor.onnx")
+    )
+    variants = {
+        "FeatureCache.get (Keras predict_on_batch)": lambda: FeatureCache()
+        .get(model, x, batch_size=args.cache_batch, verbose=0).inputs,
+        "extractor.predict": lambda: extractor.predict(
+            x, batch_size=args.cache_batch, verbose=0),
+        "ONNX Runtime, same loop": lambda: fill(run_onnx, x,
+                                                args.cache_batch),
+    }
+    reference = "FeatureCache.get (Keras predict_on_batch)"
+    results = {n: f() for n, f in variants.items()}  # also the warm-up
+    features, mask = results[reference]
+    diffs = {n: (np.abs(np.asarray(r[0]) - features).max(),
+                 bool((np.asarray(r[1]) == mask).all()))
+             for n, r in results.items()}
+    seconds, speedups = paired(variants, reference, args.rounds, 1)
+    print("| variant | clips/s | s per fill | vs FeatureCache.get (paired) "
+          "| max abs diff of features | same masks |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, time_ in seconds.items():
+        diff, same = diffs[name]
+        print(f"| {name} | {args.cache_clips / time_:.2f} | {time_:.2f} | "
+              f"{speedups[name]:.2f}x | {diff:.1e} | "
+              f"{'yes' if same else 'no'} |")
+    onnx = seconds["ONNX Runtime, same loop"]
+    once = (seconds[reference]) / (setup + onnx)
+    print(f"\nONNX export + session (once): {setup:.1f} s; one fill with "
+          f"it included: {once:.2f}x FeatureCache.get; features max "
+          f"|value| {np.abs(features).max():.2e}")
+
+
 def child_predict(args):
     """In a child process: Keras `predict` clips/s (median), as JSON."""
     import time
@@ -288,8 +375,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--onednn-pairs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-clips", type=int, default=64)
+    parser.add_argument("--cache-frames", type=int, default=6)
+    parser.add_argument("--cache-size", type=int, default=64)
+    parser.add_argument("--cache-batch", type=int, default=32)
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["runtimes", "overhead", "onednn"])
+                        choices=["runtimes", "overhead", "onednn", "cache"])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -302,6 +393,8 @@ def main():
             bench_runtimes(args, folder)
         if "overhead" not in args.skip:
             bench_overhead(args, folder)
+        if "cache" not in args.skip:
+            bench_cache(args, folder)
     if "onednn" not in args.skip:
         bench_onednn(args)
     load = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
