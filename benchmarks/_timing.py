@@ -1,4 +1,5 @@
-"""Timing helpers shared by the benchmark scripts.
+"""Timing helpers shared by the benchmark scripts, and the machine line
+they print.
 
 The machines are shared and noisy, so compared variants are timed in
 alternating rounds (A, B, A, B, ...) after a warm-up, and medians are reported.
@@ -6,6 +7,7 @@ alternating rounds (A, B, A, B, ...) after a warm-up, and medians are reported.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Callable
@@ -40,3 +42,17 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def machine() -> str:
+    """CPU model (from /proc/cpuinfo), core count and load average."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as file:
+            names = [line.split(":", 1)[1].strip() for line in file
+                     if line.startswith("model name")]
+        model = names[0] if names else model
+    except OSError:
+        pass
+    load = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    return f"{model}, {os.cpu_count()} CPU(s), load average {load}"

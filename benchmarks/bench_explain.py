@@ -42,26 +42,13 @@ import tensorflow as tf  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from _timing import alternate  # noqa: E402
+from _timing import machine  # noqa: E402
 from keras_vgg4d import VGG4DClassifier  # noqa: E402
 from keras_vgg4d.data import demo_clips  # noqa: E402
 from keras_vgg4d.explain import METHODS  # noqa: E402
 from keras_vgg4d.explain import explain  # noqa: E402
 
 HEADS = ("framewise", "conv3d", "lstm")
-
-
-def machine() -> str:
-    """CPU model (from /proc/cpuinfo), core count and load average."""
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as file:
-            names = [line.split(":", 1)[1].strip() for line in file
-                     if line.startswith("model name")]
-        model = names[0] if names else model
-    except OSError:
-        pass
-    load = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    return f"{model}, {os.cpu_count()} CPU(s), load average {load}"
 
 
 # --- cost ------------------------------------------------------------------

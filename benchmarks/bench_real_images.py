@@ -66,25 +66,12 @@ from scipy import ndimage  # noqa: E402
 from keras_vgg4d import VGG4DClassifier  # noqa: E402
 from keras_vgg4d.data import demo_clips  # noqa: E402
 from keras_vgg4d.data import split_balanced  # noqa: E402
+from _timing import machine  # noqa: E402
 
 HEADS = ("framewise", "conv3d", "lstm")
 TASKS = ("appearance", "order")
 SIZE = 32
 MAX_FRAMES = 6
-
-
-def machine() -> str:
-    """CPU model (from /proc/cpuinfo), core count and load average."""
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as file:
-            names = [line.split(":", 1)[1].strip() for line in file
-                     if line.startswith("model name")]
-        model = names[0] if names else model
-    except OSError:
-        pass
-    load = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    return f"{model}, {os.cpu_count()} CPU(s), load average {load}"
 
 
 # --------------------------------------------------------------------------
