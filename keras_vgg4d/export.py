@@ -409,11 +409,9 @@ def _load_onnx(path, num_threads):
     session = ort.InferenceSession(
         path, options, providers=["CPUExecutionProvider"]
     )
-    name = session.get_inputs()[0].name
-    shape = tuple(
-        d if isinstance(d, int) else None for d in session.get_inputs()[0].shape
-    )
-    return (lambda clips: session.run(None, {name: clips})[0]), shape
+    clips_input = session.get_inputs()[0]
+    shape = tuple(d if isinstance(d, int) else None for d in clips_input.shape)
+    return (lambda clips: session.run(None, {clips_input.name: clips})[0]), shape
 
 
 def _load_openvino(path, num_threads, precision="f32"):
