@@ -1,6 +1,6 @@
 """The default search, before and after, and where a trial's time goes.
 
-Four measurements in one run, on this machine:
+Measurements in one run, on this machine:
 
 1. The default `vgg4d-tune` run (9 trials, 192 demo clips of 6 frames of
    32x32, 15 epochs, frozen random VGG19, feature cache on), end to end in a
@@ -10,7 +10,9 @@ Four measurements in one run, on this machine:
 2. One trial, broken down: building the classifier, compiling the head
    model, the first epoch (tracing), the other epochs, validation and the
    checkpoint writes.
-3. Backbone features of the same clips in float32 and in `mixed_bfloat16`
+3. The head model fit on the cached features as NumPy arrays against the
+   `tf.data.Dataset` of them `VGG4DHyperModel.fit` gives it (alternating).
+4. Backbone features of the same clips in float32 and in `mixed_bfloat16`
    (the CPU's bfloat16 flags are printed: only AVX-512 BF16 / AMX gain).
 
     python benchmarks/bench_search_speed.py --before /tmp/before
@@ -140,6 +142,47 @@ def trial_breakdown(data, head: str) -> dict[str, float]:
     return times
 
 
+def head_inputs(data, head: str, rounds: int) -> None:
+    """The head model fit on the cached arrays against the dataset of them
+    `VGG4DHyperModel.fit` gives it, alternating, same trial otherwise."""
+    import tensorflow as tf
+
+    (x_train, y_train), (x_val, y_val) = data
+    hypermodel = VGG4DHyperModel(2, x_train.shape[1:])
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("temporal_head", head)
+    warm = hypermodel.build(hp)
+    train = hypermodel.feature_cache.get(warm, x_train, y_train, 16, 0)
+    val = hypermodel.feature_cache.get(warm, x_val, y_val, 16, 0)
+
+    def dataset(part, shuffle):
+        data = tf.data.Dataset.from_tensor_slices(
+            (tuple(part.inputs), part.labels))
+        return (data.shuffle(len(part.labels)) if shuffle else data).batch(16)
+
+    seconds = {"arrays": [], "dataset": []}
+    for _ in range(rounds):
+        for kind in seconds:
+            keras.backend.clear_session()
+            head_model = hypermodel.build(hp).head_model()
+            hypermodel.compile_model(head_model, hp)
+            if kind == "arrays":
+                arguments = {"x": train.inputs, "y": train.labels,
+                             "batch_size": 16,
+                             "validation_data": (val.inputs, val.labels)}
+            else:
+                arguments = {"x": dataset(train, True), "shuffle": False,
+                             "validation_data": dataset(val, False)}
+            start = time.perf_counter()
+            head_model.fit(epochs=15, verbose=0, **arguments)
+            seconds[kind].append(time.perf_counter() - start)
+    arrays = statistics.median(seconds["arrays"])
+    dataset_ = statistics.median(seconds["dataset"])
+    print(f"{head} head fit, 15 epochs on cached features: arrays "
+          f"{arrays:.2f} s, dataset {dataset_:.2f} s, speed-up "
+          f"{arrays / dataset_:.2f}x (medians of {rounds})")
+
+
 def feature_precision(data, repeats: int) -> None:
     (x_train, _), _ = data
     flags = cpu_flags() & set(BF16_FLAGS)
@@ -165,6 +208,9 @@ def main() -> None:
     parser.add_argument("--before", help="checkout of the older commit")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--head-inputs-only", action="store_true",
+                        help="only compare the head fit on arrays and on "
+                             "a dataset of the cached features")
     args = parser.parse_args()
     keras.utils.set_random_seed(args.seed)
     print(f"{cpu_model()}, {os.cpu_count()} CPU(s); load {os.getloadavg()}")
@@ -173,10 +219,13 @@ def main() -> None:
     x, y = demo_clips(n=192, frames=6, size=32, task="order", seed=args.seed)
     data = split_balanced(x, y, validation_fraction=0.25, seed=args.seed)
     for head in ("framewise", "conv3d", "lstm"):
-        times = trial_breakdown(data, head)
-        print(f"one {head} trial (15 epochs): " + ", ".join(
-            f"{k} {v:.2f} s" for k, v in times.items()))
-    feature_precision(data, repeats=3)
+        if not args.head_inputs_only:
+            times = trial_breakdown(data, head)
+            print(f"one {head} trial (15 epochs): " + ", ".join(
+                f"{k} {v:.2f} s" for k, v in times.items()))
+        head_inputs(data, head, args.rounds + 1)
+    if not args.head_inputs_only:
+        feature_precision(data, repeats=3)
     print(f"load after: {os.getloadavg()}")
 
 

@@ -455,6 +455,33 @@ def _assert_features(inputs, cached):
     np.testing.assert_array_equal(inputs[1], cached.mask)
 
 
+def _batches(x, y=None, batch_size=None):
+    """`(inputs, labels, batch sizes)` a head model's `fit` gets, from a
+    dataset of `((features, mask), labels)` batches or from arrays."""
+    if not isinstance(x, tf.data.Dataset):
+        return list(x), y, [len(y[i:i + batch_size])
+                            for i in range(0, len(y), batch_size)]
+    batches = list(x.as_numpy_iterator())
+    inputs = [np.concatenate([b[0][i] for b in batches]) for i in (0, 1)]
+    return (inputs, np.concatenate([b[1] for b in batches]),
+            [len(b[1]) for b in batches])
+
+
+def _sorted(inputs, labels):
+    """The clips ordered by their features: what a shuffled epoch holds."""
+    order = np.argsort([row.tobytes() for row in
+                        inputs[0].reshape(len(labels), -1)])
+    return [a[order] for a in inputs], labels[order]
+
+
+def _assert_same_clips(inputs, labels, cached, expected_labels):
+    (features, mask), labels = _sorted(inputs, labels)
+    (want, want_mask), want_labels = _sorted(cached.inputs, expected_labels)
+    np.testing.assert_array_equal(features, want)
+    np.testing.assert_array_equal(mask, want_mask)
+    np.testing.assert_array_equal(labels, want_labels)
+
+
 @pytest.mark.parametrize(
     "pack", [tuple, list, lambda v: (*v, np.ones(len(v[1])))],
     ids=["tuple", "list", "with_sample_weights"])
@@ -474,19 +501,46 @@ def test_the_cached_fit_trains_the_head_on_the_same_clips(keras_fit, pack):
     assert float(call.model.optimizer.learning_rate) == pytest.approx(
         hp.get("learning_rate"))
     assert call.model.loss == "sparse_categorical_crossentropy"
-    _assert_features(call.x, hypermodel.feature_cache.get(model, x))
-    np.testing.assert_array_equal(call.y, y)
-    (val_inputs, labels) = call.kwargs["validation_data"]
+    # In order (shuffle=False), in batches of 2, validated in batches of 2.
+    inputs, labels, sizes = _batches(call.x)
+    _assert_features(inputs, hypermodel.feature_cache.get(model, x))
+    np.testing.assert_array_equal(labels, y)
+    assert sizes == [2, 2, 1]
+    val_inputs, labels, sizes = _batches(call.kwargs["validation_data"])
     _assert_features(val_inputs, hypermodel.feature_cache.get(model, val_x))
     np.testing.assert_array_equal(labels, val_y)
+    assert sizes == [2, 1]
     assert len(hypermodel.feature_cache) == 2
-    assert {k: call.kwargs[k] for k in ("batch_size", "epochs", "verbose",
-                                         "shuffle", "class_weight")} == {
-        "batch_size": 2, "epochs": 3, "verbose": 0, "shuffle": False,
-        "class_weight": None}
+    assert {k: call.kwargs[k] for k in ("epochs", "verbose",
+                                         "class_weight")} == {
+        "epochs": 3, "verbose": 0, "class_weight": None}
     (wrapped,) = call.kwargs["callbacks"]
     assert type(wrapped) is OnWholeModel
     assert wrapped.callback is callback and wrapped.whole_model is model
+
+
+@pytest.mark.parametrize("fit_kwargs, on_disk", [
+    ({"sample_weight": np.arange(1.0, 6.0)}, False),
+    ({"steps_per_epoch": 2}, False),
+    ({"shuffle": "batch"}, False),
+    ({}, True),
+], ids=["sample_weight", "steps_per_epoch", "shuffle_batch", "on_disk"])
+def test_what_a_dataset_cannot_say_keeps_the_arrays(keras_fit, tmp_path,
+                                                     fit_kwargs, on_disk):
+    """Features on disk stay memory-mapped, and `fit` arguments about
+    samples or steps reach Keras' `fit` with the arrays they describe."""
+    cache = {"feature_cache_dir": str(tmp_path), "memory_limit_bytes": 0}
+    hypermodel, model, hp = _trial(**(cache if on_disk else {}))
+    x, y = _arrays(5)
+    hypermodel.fit(hp, model, x, y, batch_size=2, verbose=0, **fit_kwargs)
+    (call,) = keras_fit
+    cached = hypermodel.feature_cache.get(model, x)
+    assert isinstance(cached.features, np.memmap) == on_disk
+    _assert_features(call.x, cached)
+    np.testing.assert_array_equal(call.y, y)
+    assert call.kwargs["batch_size"] == 2
+    for name, value in fit_kwargs.items():
+        np.testing.assert_array_equal(call.kwargs[name], value)
 
 
 def test_validation_split_holds_out_the_last_clips(keras_fit):
@@ -499,14 +553,16 @@ def test_validation_split_holds_out_the_last_clips(keras_fit):
     y = np.array([0, 1, 2, 0, 1, 2, 0, 2, 2, 2])
     hypermodel.fit(hp, model, x, y, validation_split=0.3, verbose=0)
     (call,) = keras_fit
-    whole = hypermodel.feature_cache.get(model, x)
-    np.testing.assert_array_equal(call.x[0], whole.features[:7])
-    np.testing.assert_array_equal(call.y, y[:7])
-    (val_inputs, val_labels) = call.kwargs["validation_data"]
-    np.testing.assert_array_equal(val_inputs[0], whole.features[7:])
+    training, validation = hypermodel.feature_cache.get(model, x).split(0.3)
+    inputs, labels, sizes = _batches(call.x)
+    _assert_same_clips(inputs, labels, training, y[:7])
+    assert sizes == [7]
+    # Shuffled anew every epoch, as Keras shuffles arrays.
+    assert not np.array_equal(_batches(call.x)[0][0], _batches(call.x)[0][0])
+    val_inputs, val_labels, _ = _batches(call.kwargs["validation_data"])
+    _assert_features(val_inputs, validation)
     np.testing.assert_array_equal(val_labels, y[7:])
     assert "validation_split" not in call.kwargs
-    assert call.kwargs["batch_size"] == 32
     assert call.kwargs["class_weight"] == pytest.approx(
         balanced_class_weight(y[:7], 3))
 
@@ -519,7 +575,9 @@ def test_without_validation_every_clip_trains(keras_fit):
     hypermodel.fit(hp, model, x, y, class_weight={2: 0.5}, verbose=0)
     hypermodel.fit(hp, model, x, y, class_weight=None, verbose=0)
     first, second, third = keras_fit
-    _assert_features(first.x, hypermodel.feature_cache.get(model, x))
+    inputs, labels, _ = _batches(first.x)
+    _assert_same_clips(inputs, labels, hypermodel.feature_cache.get(model, x),
+                       y)
     assert first.kwargs["validation_data"] is None
     assert first.kwargs["class_weight"] == {0: 1.0, 1: 3.0, 2: 1.0}
     assert second.kwargs["class_weight"] == {0: 1.0, 1: 1.0, 2: 0.5}
@@ -539,13 +597,14 @@ def test_datasets_train_and_validate_in_their_own_batches(keras_fit):
     hypermodel.fit(hp, model, train, validation_data=validation, epochs=2,
                    verbose=0)
     (call,) = keras_fit
-    _assert_features(call.x, hypermodel.feature_cache.get(model, x))
-    np.testing.assert_array_equal(call.y, y)
-    (val_inputs, labels) = call.kwargs["validation_data"]
+    inputs, labels, sizes = _batches(call.x)
+    _assert_same_clips(inputs, labels, hypermodel.feature_cache.get(model, x),
+                       y)
+    assert sizes == [4, 3]
+    val_inputs, labels, sizes = _batches(call.kwargs["validation_data"])
     _assert_features(val_inputs, hypermodel.feature_cache.get(model, val_x))
     np.testing.assert_array_equal(labels, val_y)
-    assert call.kwargs["batch_size"] == 4
-    assert call.kwargs["validation_batch_size"] == 2
+    assert sizes == [2, 2, 1]
     assert call.kwargs["class_weight"] == pytest.approx(
         balanced_class_weight(y, 3))
     with pytest.raises(ValueError, match=(
@@ -603,7 +662,11 @@ def test_callbacks_see_the_whole_classifier_but_the_tuner_checkpoint(
     hypermodel.fit(hp, model, x, y, verbose=0)
     given, none_given = keras_fit
     callbacks = given.kwargs["callbacks"]
-    assert callbacks[0] is checkpoint
+    # The tuner's checkpoint saves an uncompiled model of the trained head:
+    # its weights without the optimizer's.
+    assert callbacks[0].checkpoint is checkpoint
+    assert callbacks[0].head.get_layer(model.head.name) is model.head
+    assert getattr(callbacks[0].head, "optimizer", None) is None
     assert [type(c) for c in callbacks[1:]] == [OnWholeModel] * 2
     assert [c.callback for c in callbacks[1:]] == [mine, early]
     assert all(c.whole_model is model for c in callbacks[1:])
@@ -617,7 +680,8 @@ def test_time_last_clips_train_the_head_on_their_frames(keras_fit):
     (call,) = keras_fit
     time_major = hypermodel.feature_cache.get(model, x)
     assert time_major.features.shape == (3, 2, 1, 1, 512)
-    _assert_features(call.x, time_major)
+    inputs, labels, _ = _batches(call.x)
+    _assert_same_clips(inputs, labels, time_major, y)
 
 
 def _nan_clip(x, y, val):
@@ -674,7 +738,7 @@ def test_clips_of_another_channel_count_are_named(keras_fit):
     # axis of `input_shape`.
     hypermodel, model, hp = _trial(shape=(4, 32, 32, 3))
     hypermodel.fit(hp, model, *_arrays(2, shape=(4, 32, 32, 3)), verbose=0)
-    assert keras_fit[0].x[0].shape == (2, 4, 1, 1, 512)
+    assert _batches(keras_fit[0].x)[0][0].shape == (2, 4, 1, 1, 512)
 
 
 @pytest.mark.parametrize(

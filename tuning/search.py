@@ -23,7 +23,6 @@ import argparse
 import gc
 import os
 import sys
-import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -349,11 +348,6 @@ def run(args) -> int:
     import keras
 
     check_args(args)
-    # Trials train their head with its own optimizer; loading a checkpoint
-    # into a fresh classifier skips that optimizer's state, as it should.
-    warnings.filterwarnings(
-        "ignore", message="Skipping variable loading for optimizer"
-    )
     keras.utils.set_random_seed(args.seed)
     data = load_search_data(args)
     hypermodel = make_hypermodel(args, data.input_shape, len(data.class_names),
