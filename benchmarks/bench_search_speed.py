@@ -6,7 +6,8 @@ Measurements in one run, on this machine:
    32x32, 15 epochs, frozen random VGG19, feature cache on), end to end in a
    fresh process: this checkout against `--before` (a checkout of an older
    commit, e.g. `git worktree add /tmp/before d5a1c12`), in alternating
-   rounds; with the size of each search folder.
+   rounds; with the size of each search folder, and the seconds its trials
+   took in all (from the search's `trial_times.json`).
 2. One trial, broken down: building the classifier, compiling the head
    model, the first epoch (tracing), the other epochs, validation and the
    checkpoint writes.
@@ -21,6 +22,7 @@ Measurements in one run, on this machine:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -73,24 +75,39 @@ def default_search(tree: str | None) -> tuple[float, float]:
             cwd=tree or os.getcwd(),
         )
         seconds = time.perf_counter() - start
-        return seconds, folder_mib(directory)
+        return seconds, folder_mib(directory), trials_seconds(directory)
+
+
+def trials_seconds(directory: str) -> float:
+    """Seconds the search's trials took in all (`trial_times.json`)."""
+    for root, _, files in os.walk(directory):
+        if "trial_times.json" in files:
+            with open(os.path.join(root, "trial_times.json")) as file:
+                return sum(json.load(file).values())
+    raise FileNotFoundError(f"no trial_times.json under {directory}")
 
 
 def compare_default_search(before: str, rounds: int) -> None:
     runs = {"before": [], "after": []}
+    trials = {"before": [], "after": []}
     sizes = {}
     for _ in range(rounds):
         for name, tree in (("before", before), ("after", None)):
-            seconds, mib = default_search(tree)
+            seconds, mib, in_trials = default_search(tree)
             runs[name].append(seconds)
+            trials[name].append(in_trials)
             sizes[name] = mib
-            print(f"  {name:<7}{seconds:8.1f} s  folder {mib:7.1f} MiB",
-                  flush=True)
+            print(f"  {name:<7}{seconds:8.1f} s  trials {in_trials:6.1f} s"
+                  f"  folder {mib:7.1f} MiB", flush=True)
     median = {k: statistics.median(v) for k, v in runs.items()}
     print(f"default search, median of {rounds}: before {median['before']:.1f}"
           f" s, after {median['after']:.1f} s, speed-up "
           f"{median['before'] / median['after']:.2f}x; folder "
           f"{sizes['before']:.0f} -> {sizes['after']:.0f} MiB")
+    median = {k: statistics.median(v) for k, v in trials.items()}
+    print(f"its nine trials, median of {rounds}: before "
+          f"{median['before']:.1f} s, after {median['after']:.1f} s, "
+          f"speed-up {median['before'] / median['after']:.2f}x")
 
 
 class _Clock(keras.callbacks.Callback):

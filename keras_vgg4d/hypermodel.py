@@ -392,7 +392,7 @@ def _head_data(train, validation, kwargs):
     Features held in memory go in as a shuffled, batched `tf.data.Dataset`:
     Keras' `fit` spends a third of a tiny head's epoch making an iterator
     over NumPy arrays (shuffling and gathering indices), and the dataset
-    trains on the same clips in the same batches 1.4-1.9x faster (measured
+    trains on the same clips in the same batches 1.3-1.9x faster (measured
     in benchmarks/bench_search_speed.py). Features on disk, and `fit` calls
     that shuffle in batches, weigh samples or count steps, keep the arrays.
     """
