@@ -129,8 +129,12 @@ class SharedBackbone:
         seed = int(np.random.randint(0, 2**31 - 2**12))
         weights = seeded_random_weights(backbone, seed)
         if path:
+            # Written whole or not at all: workers of a distributed search
+            # may read it while another writes it.
             os.makedirs(self.directory, exist_ok=True)
-            with open(path, "w") as file:
+            partial = f"{path}.{os.getpid()}.tmp"
+            with open(partial, "w") as file:
                 json.dump({"seed": seed, "digest": _digest(weights),
                            "keras": keras.__version__}, file)
+            os.replace(partial, path)
         return weights
