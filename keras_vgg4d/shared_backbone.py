@@ -25,8 +25,9 @@ def seeded_random_weights(backbone: keras.layers.Layer, seed: int) -> list:
     """Draws `backbone`'s weights afresh from `seed`.
 
     Every weight is drawn by its layer's own initializer (VGG19's Glorot
-    uniform kernels, zero biases), given a seed of its own, so the same
-    `seed` gives the same weights in any process.
+    uniform kernels, zero biases), the `i`-th of `backbone.weights` with the
+    seed `seed + i`, so the same `seed` gives the same weights in any
+    process.
 
     Args:
         backbone: A built layer whose weights are kernels and biases.
@@ -35,26 +36,24 @@ def seeded_random_weights(backbone: keras.layers.Layer, seed: int) -> list:
     Returns:
         NumPy arrays in the order of `backbone.get_weights()`.
     """
-    drawn = {}
-    layers = [layer for layer in backbone._flatten_layers()
-              if getattr(layer, "kernel_initializer", None) is not None]
-    for index, layer in enumerate(layers):
-        for offset, kind in enumerate(("kernel", "bias")):
+    initializers = {}
+    for layer in backbone._flatten_layers():
+        for kind in ("kernel", "bias"):
             variable = getattr(layer, kind, None)
-            if variable is None:
-                continue
-            initializer = _seeded(getattr(layer, f"{kind}_initializer"),
-                                  seed + 2 * index + offset)
-            drawn[id(variable)] = keras.ops.convert_to_numpy(
-                initializer(variable.shape, dtype=variable.dtype)
-            )
-    missing = [v.path for v in backbone.weights if id(v) not in drawn]
+            if variable is not None and hasattr(layer, f"{kind}_initializer"):
+                initializers[id(variable)] = getattr(layer, f"{kind}_initializer")
+    missing = [v.path for v in backbone.weights if id(v) not in initializers]
     if missing:
         raise ValueError(
             "seeded_random_weights draws kernels and biases only; the "
             f"backbone also has {missing}."
         )
-    return [drawn[id(v)] for v in backbone.weights]
+    return [
+        keras.ops.convert_to_numpy(
+            _seeded(initializers[id(v)], seed + i)(v.shape, dtype=v.dtype)
+        )
+        for i, v in enumerate(backbone.weights)
+    ]
 
 
 def _seeded(initializer, seed: int):

@@ -8,6 +8,7 @@ classifier: the cached path trains what the plain path trains.
 """
 
 import gc
+import re
 
 import keras
 import numpy as np
@@ -17,9 +18,11 @@ from keras.src.trainers.data_adapters.array_slicing import (
     train_validation_split,
 )
 
+from keras_vgg4d.data import clip_dataset_from_directory
 from keras_vgg4d.feature_cache import CachedFeatures
 from keras_vgg4d.feature_cache import FeatureCache
 from keras_vgg4d.feature_cache import OnWholeModel
+from keras_vgg4d.frame_features import FrameFeatures
 from feature_testing import FrameMeans
 
 
@@ -44,6 +47,7 @@ def test_an_array_is_read_once_in_the_batches_asked():
     np.testing.assert_array_equal(cached.features, features)
     np.testing.assert_array_equal(cached.mask, mask)
     assert not cached.mask[0, -1] and cached.mask.sum() == 7 * 3 - 1
+    assert cached.mask.dtype == bool
     np.testing.assert_array_equal(cached.labels, y)
     assert cached.batch_size == 3
     assert type(cached.features) is np.ndarray
@@ -128,6 +132,7 @@ def test_features_over_the_limit_go_to_a_memory_map_in_the_directory(tmp_path):
     assert len(files) == 2
     for cached, clips in ((first, x), (second, other)):
         assert isinstance(cached.features, np.memmap)
+        assert cached.features.dtype == np.float32
         np.testing.assert_array_equal(cached.features,
                                       model.expected(clips)[0])
     stored = sorted(np.load(f).tobytes() for f in files)
@@ -173,6 +178,17 @@ def test_a_dataset_is_read_once_and_held_weakly():
     assert len(cache) == 1
 
 
+def test_a_dataset_keeps_its_batch_size_and_the_cache_dtype_policy():
+    model = FrameMeans()
+    cache = FeatureCache(dtype_policy="mixed_bfloat16")
+    x = _clips(5, frames=3)
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(5))).batch(2)
+    cached = cache.get(model, dataset, verbose=0)
+    assert cached.batch_size == 2
+    assert model.extractors == [((3, 4, 4, 2), "float32", "mixed_bfloat16")]
+    np.testing.assert_array_equal(cached.features, model.expected(x)[0])
+
+
 def test_a_dataset_with_sample_weights_reads_clips_and_labels():
     model, cache = FrameMeans(), FeatureCache()
     x, y = _clips(4), np.array([2, 0, 1, 1])
@@ -206,8 +222,9 @@ def test_progress_bars_count_clips_or_batches_unless_verbose_is_0(capsys):
         assert "3/3" in out and "/clip" in out and "━" in out
         FeatureCache().get(FrameMeans(), dataset, verbose=verbose)
         out = capsys.readouterr().out
-        # A dataset's length is unknown: batches are counted as they come.
-        assert "/Unknown" in out and "/batch" in out
+        # A dataset's length is unknown: batches are counted as they come
+        # (the bar prints its first count, then at most every 0.05 s).
+        assert re.search(r"(^|\s)1/Unknown", out) and "/batch" in out
 
 
 # --- validation_split --------------------------------------------------------
@@ -320,3 +337,80 @@ def test_a_callback_on_the_whole_model_steers_the_head_training():
                        callbacks=[OnWholeModel(HalveAndStop(), whole)])
     assert len(history.history["loss"]) == 2
     assert rates == pytest.approx([0.005, 0.0025])
+
+
+def test_a_resumed_whole_model_resumes_the_head_at_its_epoch(tmp_path):
+    """`BackupAndRestore` on the whole model: a training stopped after
+    epoch 2 of 4 resumes at epoch 3, not from the start."""
+    dense = keras.layers.Dense(1)
+    whole = keras.Sequential([keras.Input((2,)), dense])
+
+    def head_model():  # shares the whole model's layer, as the head does
+        model = keras.Sequential([keras.Input((2,)), dense])
+        model.compile(keras.optimizers.Adam(0.01), "mse")
+        return model
+
+    x = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    backup = str(tmp_path / "backup")
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("interrupted")
+
+    class Epochs(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.seen.append(epoch)
+
+    first = Epochs()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        head_model().fit(x, y, epochs=4, verbose=0, callbacks=[
+            OnWholeModel(keras.callbacks.BackupAndRestore(backup), whole),
+            first, Crash()])
+    second = Epochs()
+    history = head_model().fit(x, y, epochs=4, verbose=0, callbacks=[
+        OnWholeModel(keras.callbacks.BackupAndRestore(backup), whole),
+        second])
+    assert first.seen == [0, 1]
+    assert second.seen == [2, 3]
+    assert len(history.history["loss"]) == 2
+
+
+# --- clip datasets -------------------------------------------------------------
+
+
+def test_a_clip_dataset_caches_the_frames_of_its_clips(tmp_path, capsys):
+    """A dataset from `clip_dataset_from_directory` caches every frame of
+    its clips (`FrameFeatures`), in `directory`, under the cache's dtype
+    policy, once."""
+    lengths = [3, 2]
+    for i, length in enumerate(lengths):
+        folder = tmp_path / "clips" / "ab"[i]
+        folder.mkdir(parents=True)
+        clip = np.arange(length * 4 * 4 * 3).reshape(length, 4, 4, 3)
+        np.save(folder / f"clip{i}.npy", (clip + 10 * i).astype("uint8"))
+    dataset = clip_dataset_from_directory(
+        str(tmp_path / "clips"), frames=2, image_size=(4, 4), batch_size=2,
+        shuffle=False, verbose=False)
+    model = FrameMeans()
+    cache = FeatureCache(str(tmp_path / "features"),
+                         dtype_policy="mixed_bfloat16")
+    cached = cache.get(model, dataset, verbose=0)
+    assert capsys.readouterr().out == ""  # no progress bar with verbose=0
+    assert isinstance(cached, FrameFeatures)
+    assert model.extractors == [((None, 4, 4, 3), "float32",
+                                 "mixed_bfloat16")]
+    assert cached.offsets.tolist() == [0, 3, 5]
+    for i, source in enumerate(dataset.clip_sources):
+        frames = np.load(source.path).astype("float32")
+        rows = slice(cached.offsets[i], cached.offsets[i + 1])
+        np.testing.assert_allclose(cached.features[rows, 0, 0],
+                                   frames.mean(axis=(1, 2)), rtol=1e-6)
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 1
+    assert cache.get(model, dataset, verbose=0) is cached
+    assert len(model.extractors) == 1 and len(cache) == 1

@@ -1,3 +1,6 @@
+import re
+import warnings
+
 import numpy as np
 import pytest
 import keras
@@ -5,12 +8,14 @@ import tensorflow as tf
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from keras import ops
 from keras.src import testing
 
 from keras_vgg4d.heads import HEADS
 from keras_vgg4d.heads import Conv3DHead
 from keras_vgg4d.heads import FramewiseHead
 from keras_vgg4d.heads import LSTMHead
+from keras_vgg4d.heads import TemporalHead
 from keras_vgg4d.heads import get_head
 from keras_vgg4d.heads import head_options
 from keras_vgg4d.heads import run_recurrent
@@ -264,3 +269,199 @@ def test_lstm_head_keeps_the_variables_saved_models_hold():
         "lstm_head/classifier/bias",
         *cells,
     ]
+
+
+# --- Arguments: each refused value is named with its head, and each
+# smallest allowed value works ---
+
+BAD_ARGUMENTS = [
+    (FramewiseHead, "num_classes", 1, "an integer >= 2"),
+    (FramewiseHead, "dropout", 1.0, "in [0, 1)"),
+    (FramewiseHead, "normalize", "yes", "True or False"),
+    (FramewiseHead, "units", -1, "an integer >= 0"),
+    (FramewiseHead, "pooling", "sum", "one of ['avg', 'max']"),
+    (Conv3DHead, "num_classes", 1, "an integer >= 2"),
+    (Conv3DHead, "dropout", -0.5, "in [0, 1)"),
+    (Conv3DHead, "normalize", 1, "True or False"),
+    (Conv3DHead, "filters", 0, "an integer >= 1"),
+    (Conv3DHead, "temporal_kernel", 0, "an integer >= 1"),
+    (Conv3DHead, "spatial_kernel", 0, "an integer >= 1"),
+    (Conv3DHead, "num_layers", 0, "an integer >= 1"),
+    (Conv3DHead, "pooling", "sum", "one of ['avg', 'max']"),
+    (LSTMHead, "num_classes", 1, "an integer >= 2"),
+    (LSTMHead, "dropout", 1.5, "in [0, 1)"),
+    (LSTMHead, "normalize", None, "True or False"),
+    (LSTMHead, "units", 0, "an integer >= 1"),
+    (LSTMHead, "num_layers", 0, "an integer >= 1"),
+    (LSTMHead, "bidirectional", 1, "True or False"),
+    (LSTMHead, "pooling", "sum", "one of ['avg', 'max']"),
+]
+
+
+@pytest.mark.parametrize(
+    "head_class, argument, value, expected",
+    BAD_ARGUMENTS,
+    ids=[f"{c.__name__}-{a}" for c, a, _, _ in BAD_ARGUMENTS],
+)
+def test_a_bad_argument_is_named_with_its_head(head_class, argument, value,
+                                               expected):
+    kwargs = {"num_classes": 2, argument: value}
+    verb = "" if expected.startswith("in ") else "to be "
+    message = (f"{head_class.__name__} expects `{argument}` {verb}{expected}, "
+               f"received: {argument}={value!r}")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        head_class(**kwargs)
+
+
+SMALLEST_ARGUMENTS = {
+    "framewise": {"units": 0, "dropout": 0.0},
+    "conv3d": {"filters": 1, "temporal_kernel": 1, "spatial_kernel": 1,
+               "num_layers": 1, "dropout": 0.0},
+    "lstm": {"units": 1, "num_layers": 1, "dropout": 0.0},
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_the_smallest_allowed_arguments_make_a_working_head(name):
+    head = get_head(name, 2, **SMALLEST_ARGUMENTS[name])
+    y = np.asarray(head(features((2, 3, 2, 2, 8))))
+    assert y.shape == (2, 2)
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+    config = head.get_config()
+    assert {k: config[k] for k in SMALLEST_ARGUMENTS[name]} == (
+        SMALLEST_ARGUMENTS[name])
+
+
+def test_a_conv3d_head_of_one_frame_kernels_is_order_blind():
+    """`temporal_kernel=1` convolves each frame alone: like the frame-wise
+    head, it cannot tell the order of frames."""
+    head = Conv3DHead(2, filters=4, temporal_kernel=1)
+    x = features((2, 5, 2, 2, 8))
+    np.testing.assert_allclose(head(x), head(x[:, ::-1]), rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_normalize_false_reaches_every_head(name):
+    """Only a normalized head holds (and saves) normalization weights."""
+    plain = get_head(name, 3, normalize=False)
+    normalized = get_head(name, 3)
+    for head in (plain, normalized):
+        head.build((None, None, 2, 2, 8))
+    assert plain.get_config()["normalize"] is False
+    assert not [w for w in plain.weights if "feature_norm" in w.path]
+    assert [w.path.split("/")[-1] for w in normalized.weights
+            if "feature_norm" in w.path] == [
+        "gamma", "beta", "moving_mean", "moving_variance"]
+
+
+@pytest.mark.parametrize("name, options", [
+    ("framewise", {}), ("framewise", {"pooling": "max", "units": 4}),
+    ("conv3d", {"filters": 4}), ("conv3d", {"filters": 4, "pooling": "max"}),
+    ("lstm", {"units": 4}),
+])
+def test_training_standardizes_each_channel_over_the_batch(name, options):
+    """In training a normalized head standardizes each feature channel by
+    the batch's own statistics (of its real frames): a positive scale and
+    an offset per channel do not change its output. In inference it uses
+    its moving statistics, so they do."""
+    x = features((3, 4, 2, 2, 8)) * 10.0
+    scale = np.linspace(0.5, 3.0, 8).astype("float32")
+    offset = np.linspace(-40.0, 60.0, 8).astype("float32")
+    moved = x * scale + offset
+    mask = np.array([[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]], bool)
+    # Padded frames hold other values in each input: left out of the
+    # statistics, they change nothing.
+    moved[~mask] = 1000.0
+    head = get_head(name, 3, **options)
+    np.testing.assert_allclose(
+        head(x, mask=mask, training=True),
+        head(moved, mask=mask, training=True), rtol=1e-3, atol=1e-4)
+    assert not np.allclose(head(x, mask=mask, training=False),
+                           head(moved, mask=mask, training=False), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_dropout_acts_in_training_only(name):
+    head = get_head(name, 3, dropout=0.5, normalize=False)
+    x = features((4, 3, 2, 2, 8))
+    inference = np.asarray(head(x, training=False))
+    np.testing.assert_allclose(head(x), inference)
+    assert not np.allclose(head(x, training=True), inference, atol=1e-4)
+    no_dropout = get_head(name, 3, normalize=False)
+    no_dropout.build(x.shape)
+    no_dropout.set_weights(head.get_weights())
+    np.testing.assert_allclose(no_dropout(x, training=True), inference,
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_a_mask_passed_to_a_head_raises_no_warning(name):
+    """The heads take a frame mask: Keras warns about a mask given to a
+    layer that does not support masking, and must not here."""
+    head = get_head(name, 3)
+    x = features((2, 3, 2, 2, 8))
+    mask = np.array([[1, 1, 0], [1, 1, 1]], bool)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        head(x, mask=mask)
+        inputs = keras.Input((3, 2, 2, 8))
+        mask_input = keras.Input((3,), dtype="bool")
+        keras.Model([inputs, mask_input], head(inputs, mask=mask_input))
+    assert not [w for w in caught if "mask" in str(w.message)], [
+        str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_any_frame_size_and_length_but_known_channels(name):
+    """Feature maps of unknown time, height and width build a head (frames
+    of any size); unknown channels are refused, named."""
+    inputs = keras.Input((None, None, None, 8))
+    head = get_head(name, 2)
+    model = keras.Model(inputs, head(inputs))
+    for shape in ((1, 2, 1, 1, 8), (2, 5, 3, 2, 8)):
+        y = np.asarray(model(features(shape)))
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+    message = (f"{HEADS[name].__name__} expects feature maps (batch, time, h, "
+               "w, channels) with known channels, received input shape "
+               "(None, 4, 2, 2, None)")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        get_head(name, 2)(keras.Input((4, 2, 2, None)))
+
+
+@pytest.mark.parametrize("pooling, reduce", [("avg", np.mean), ("max", np.max)])
+def test_conv3d_head_pools_over_time_and_space_as_named(pooling, reduce):
+    """The classifier reads the convolved maps pooled over time, height and
+    width: averaged or maximum, as `pooling` says."""
+    head = Conv3DHead(3, filters=4, pooling=pooling, normalize=False)
+    x = features((2, 3, 2, 2, 8))
+    y = np.asarray(head(x))
+    maps = np.asarray(head.convs[0](x))
+    pooled = reduce(maps, axis=(1, 2, 3))
+    expected = np.asarray(head.softmax(head.classifier(pooled)))
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+class LastFrameHead(TemporalHead):
+    """A head of one's own, with the base class' defaults."""
+
+    def build(self, input_shape):
+        self.build_normalization((input_shape[0], input_shape[-1]))
+        self.classifier.build((input_shape[0], input_shape[-1]))
+
+    def call(self, inputs, mask=None, training=None):
+        x = ops.mean(inputs[:, -1], axis=(1, 2))
+        x = self.normalize_features(x[:, None], training=training)[:, 0]
+        x = self.dropout_layer(x, training=training)
+        return self.softmax(self.classifier(x))
+
+
+def test_a_head_of_ones_own_gets_the_base_defaults():
+    """`TemporalHead` subclasses that pass only `num_classes` normalize
+    their features and do not drop out."""
+    config = LastFrameHead(3).get_config()
+    assert (config["dropout"], config["normalize"]) == (0.0, True)
+    head = LastFrameHead(3, normalize=False)
+    x = features((2, 3, 2, 2, 8))
+    np.testing.assert_allclose(head(x, training=True),
+                               head(x, training=False), rtol=1e-6)

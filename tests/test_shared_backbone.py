@@ -45,6 +45,28 @@ def test_seeded_weights_are_vgg19s_initialisation():
         np.testing.assert_array_equal(bias, 0)
 
 
+def test_the_ith_weight_is_drawn_with_seed_plus_i():
+    """Pinned: a seed file written today must draw the same backbone in
+    later versions of this package."""
+    backbone = _backbone()
+    assert backbone.weights[0].path.endswith("block1_conv1/kernel")
+    weights = seeded_random_weights(backbone, seed=11)
+    for i in (0, 2, 30):
+        expected = keras.initializers.GlorotUniform(seed=11 + i)(
+            weights[i].shape)
+        np.testing.assert_array_equal(weights[i], expected)
+
+
+def test_weights_other_than_kernels_and_biases_are_refused():
+    model = keras.Sequential([keras.layers.Conv2D(2, 3, use_bias=False),
+                              keras.layers.BatchNormalization()])
+    model.build((None, 8, 8, 1))
+    with pytest.raises(ValueError, match=(
+            r"^seeded_random_weights draws kernels and biases only; the "
+            r"backbone also has \[.*gamma.*\]\.$")):
+        seeded_random_weights(model, seed=0)
+
+
 def test_seeds_decide_the_weights():
     backbone = _backbone()
     first = seeded_random_weights(backbone, seed=1)
@@ -113,5 +135,10 @@ def test_a_seed_that_draws_another_backbone_is_an_error(tmp_path):
     stored = json.loads(path.read_text())
     stored["seed"] += 1  # as if another Keras drew other numbers from it
     path.write_text(json.dumps(stored))
-    with pytest.raises(RuntimeError, match="not the one this search's"):
+    with pytest.raises(RuntimeError, match=(
+            r"^The random backbone drawn from the seed in .*backbone_seed\.json"
+            r" is not the one this search's features were computed with "
+            r"\(written by Keras 3[^,]*, this is Keras 3[^)]*\)\. Start the "
+            r"search in a new directory, or give the backbone a weights "
+            r"file\.$")):
         SharedBackbone(random=True, directory=str(tmp_path)).share(_Model())
