@@ -399,8 +399,8 @@ def _head_data(train, validation, kwargs):
     parts = [train] if validation is None else [train, validation]
     as_arrays = (
         kwargs.get("shuffle", True) not in (True, False)
-        or any(kwargs.get(name) is not None for name in
-               ("sample_weight", "steps_per_epoch", "validation_steps"))
+        or any(kwargs.get(name) is not None
+               for name in ("sample_weight", "steps_per_epoch"))
         or any(part.labels is None or isinstance(part.features, np.memmap)
                for part in parts)
     )

@@ -543,6 +543,23 @@ def test_what_a_dataset_cannot_say_keeps_the_arrays(keras_fit, tmp_path,
         np.testing.assert_array_equal(call.kwargs[name], value)
 
 
+def test_validation_features_on_disk_stay_arrays(keras_fit, tmp_path):
+    """Six validation clips' features go to disk, two training clips' stay
+    in memory: the head still gets arrays, not a dataset held in memory."""
+    clip_bytes = SMALL[0] * 512 * 4  # (frames, 1, 1, 512) float32
+    hypermodel, model, hp = _trial(feature_cache_dir=str(tmp_path),
+                                   memory_limit_bytes=4 * clip_bytes)
+    x, y = _arrays(2)
+    val_x, val_y = _arrays(6, seed=1)
+    hypermodel.fit(hp, model, x, y, validation_data=(val_x, val_y),
+                   batch_size=2, verbose=0)
+    (call,) = keras_fit
+    val_inputs, val_labels = call.kwargs["validation_data"]
+    assert isinstance(val_inputs[0], np.memmap)
+    _assert_features(val_inputs, hypermodel.feature_cache.get(model, val_x))
+    _assert_features(call.x, hypermodel.feature_cache.get(model, x))
+
+
 def test_validation_split_holds_out_the_last_clips(keras_fit):
     """As Keras' `fit`: the last 30% validate, the rest trains, in Keras'
     default batches of 32, and "balanced" weighs the clips that train."""

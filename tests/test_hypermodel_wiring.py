@@ -86,9 +86,9 @@ def test_validation_split_with_a_clip_dataset_is_refused_named(npy_clips,
 ], ids=["shuffle_batch", "sample_weight", "steps_per_epoch",
         "validation_steps"])
 def test_cached_fits_that_keep_the_arrays_still_validate(tmp_path, fit_kwargs):
-    """`fit` arguments a dataset cannot answer keep the cached features as
-    arrays; the validation data must still be validated on, as by
-    `model.fit`."""
+    """With `fit` arguments about batches, samples or steps (most keep the
+    cached features as arrays), the validation data is still validated on,
+    as by `model.fit`."""
     rng = np.random.default_rng(1)
     x = rng.uniform(0, 255, (6, FRAMES, SIZE, SIZE, 3)).astype("float32")
     y = np.array([0, 1, 0, 1, 0, 1])
