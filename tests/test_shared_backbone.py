@@ -67,6 +67,24 @@ def test_weights_other_than_kernels_and_biases_are_refused():
         seeded_random_weights(model, seed=0)
 
 
+def test_a_kernel_without_its_initializer_is_refused():
+    class Kernel(keras.layers.Layer):
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(2,), name="kernel")
+
+    layer = Kernel()
+    layer.build((1,))
+    with pytest.raises(ValueError, match=r"draws kernels and biases only"):
+        seeded_random_weights(layer, seed=0)
+
+
+def test_weights_are_drawn_in_each_variables_dtype():
+    model = keras.Sequential([keras.layers.Dense(3, dtype="float64")])
+    model.build((None, 4))
+    weights = seeded_random_weights(model, seed=0)
+    assert [w.dtype for w in weights] == ["float64", "float64"]
+
+
 def test_seeds_decide_the_weights():
     backbone = _backbone()
     first = seeded_random_weights(backbone, seed=1)
