@@ -162,7 +162,7 @@ def trial_breakdown(data, head: str) -> dict[str, float]:
 def head_inputs(data, head: str, rounds: int) -> None:
     """The head model fit on the cached arrays against the dataset of them
     `VGG4DHyperModel.fit` gives it, alternating, same trial otherwise."""
-    import tensorflow as tf
+    from keras_vgg4d.hypermodel import _dataset
 
     (x_train, y_train), (x_val, y_val) = data
     hypermodel = VGG4DHyperModel(2, x_train.shape[1:])
@@ -171,11 +171,6 @@ def head_inputs(data, head: str, rounds: int) -> None:
     warm = hypermodel.build(hp)
     train = hypermodel.feature_cache.get(warm, x_train, y_train, 16, 0)
     val = hypermodel.feature_cache.get(warm, x_val, y_val, 16, 0)
-
-    def dataset(part, shuffle):
-        data = tf.data.Dataset.from_tensor_slices(
-            (tuple(part.inputs), part.labels))
-        return (data.shuffle(len(part.labels)) if shuffle else data).batch(16)
 
     seconds = {"arrays": [], "dataset": []}
     for _ in range(rounds):
@@ -188,8 +183,9 @@ def head_inputs(data, head: str, rounds: int) -> None:
                              "batch_size": 16,
                              "validation_data": (val.inputs, val.labels)}
             else:
-                arguments = {"x": dataset(train, True), "shuffle": False,
-                             "validation_data": dataset(val, False)}
+                arguments = {"x": _dataset(train, 16, shuffle=True),
+                             "shuffle": False,
+                             "validation_data": _dataset(val, 16)}
             start = time.perf_counter()
             head_model.fit(epochs=15, verbose=0, **arguments)
             seconds[kind].append(time.perf_counter() - start)
