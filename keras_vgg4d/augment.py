@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import random
+import sys
+import threading
 from typing import Callable
 from typing import NamedTuple
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_vgg4d.backend import backend_name
+from keras_vgg4d.backend import require_tensorflow
 from keras_vgg4d.layout import LAYOUTS
 from keras_vgg4d.layout import time_major_permutation
-from keras_vgg4d.layout import to_time_major
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.ndimage_ops import DRAW_FIELDS
 from keras_vgg4d.ndimage_ops import FLIP_MODES
@@ -207,12 +210,140 @@ def _setting(name: str) -> property:
 
 
 def _seed_key(seed: int) -> int:
-    """A well-mixed signed 64-bit key from `seed` (splitmix64's finalizer)."""
+    """A well-mixed unsigned 64-bit key from `seed` (splitmix64's
+    finalizer)."""
     z = (seed + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    z ^= z >> 31
-    return z - (1 << 64) if z >= 1 << 63 else z
+    return z ^ (z >> 31)
+
+
+# --- Random draws, on the host -----------------------------------------------
+#
+# The draws are made in NumPy, whatever the backend, so that one seed gives
+# the same augmented clips on TensorFlow, JAX and PyTorch.
+
+
+def _fingerprint(clip: np.ndarray) -> int:
+    """A 64-bit fingerprint of a clip's content, shape and dtype."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(f"{clip.shape} {clip.dtype.str}".encode())
+    digest.update(clip.tobytes())
+    return int.from_bytes(digest.digest(), "little")
+
+
+def _uniforms(seed_key: int, fingerprint: int, count: int, shape):
+    """Stateless float64 uniforms in [0, 1), a function of the three keys.
+
+    Philox is a counter-based generator: keyed on `(seed_key, fingerprint)`,
+    with `count` in the top 64 bits of its 256-bit counter, so the streams
+    of successive counts never overlap.
+    """
+    bit_generator = np.random.Philox(
+        key=(seed_key << 64) | fingerprint, counter=count << 192
+    )
+    return np.random.Generator(bit_generator).random(shape)
+
+
+class _DrawCounter:
+    """How many times each clip content (by fingerprint) has been drawn for.
+
+    A `tf.data.Dataset.map` with `num_parallel_calls > 1` calls the layer
+    from several threads, so the counts of a batch are taken under a lock.
+    (Keras pickles and copies a layer through its config: a copy starts
+    with no counts.)
+    """
+
+    def __init__(self):
+        self._counts = {}
+        self._lock = threading.Lock()
+
+    def take(self, fingerprints) -> list[int]:
+        """The count of each fingerprint before this call, counting earlier
+        copies in `fingerprints`; adds them to the counts."""
+        with self._lock:
+            counts = []
+            for fingerprint in fingerprints:
+                count = self._counts.get(fingerprint, 0)
+                counts.append(count)
+                self._counts[fingerprint] = count + 1
+            return counts
+
+
+# --- Running the host function on each backend's tensors -------------------
+
+
+def _is_tf_tensor(x) -> bool:
+    """Whether `x` is a TensorFlow tensor, without importing TensorFlow."""
+    tensor = getattr(sys.modules.get("tensorflow"), "Tensor", None)
+    return isinstance(tensor, type) and isinstance(x, tensor)
+
+
+def _on_host_tensorflow(fn, x):
+    tf = require_tensorflow("ScipyAugment on TensorFlow tensors")
+    x = tf.convert_to_tensor(x)
+    if tf.executing_eagerly():
+        # Eager: call numpy directly, so errors keep their Python type.
+        return tf.convert_to_tensor(fn(x.numpy()))
+    # In a graph (tf.function, tf.data.Dataset.map): numpy runs when the
+    # graph does. Not XLA-compilable, hence `supports_jit = False`.
+    y = tf.py_function(lambda t: fn(t.numpy()), [x], Tout=x.dtype)
+    y.set_shape(x.shape)
+    return y
+
+
+def _on_host_jax(fn, x):
+    import jax
+
+    if not isinstance(x, jax.core.Tracer):
+        # Concrete arrays: call numpy directly, so errors keep their type.
+        return jax.numpy.asarray(fn(np.asarray(x)))
+    # Traced (`jax.jit`, as in Keras' `fit`): the host runs `fn` each time
+    # the compiled step runs. Augmentation is not differentiated, as on the
+    # other backends (a callback has no derivative).
+    return jax.pure_callback(
+        fn,
+        jax.ShapeDtypeStruct(x.shape, x.dtype),
+        jax.lax.stop_gradient(x),
+        vmap_method="sequential",
+    )
+
+
+def _on_host_torch(fn, x):
+    import torch
+
+    # Keras' conversion also takes bfloat16, which `Tensor.numpy()` refuses.
+    y = fn(keras.ops.convert_to_numpy(x))
+    if x.dtype == torch.bfloat16:  # exact through float32
+        return torch.as_tensor(y.astype(np.float32), device=x.device).to(
+            torch.bfloat16
+        )
+    return torch.as_tensor(y, device=x.device)
+
+
+_ON_HOST = {
+    "tensorflow": _on_host_tensorflow,
+    "jax": _on_host_jax,
+    "torch": _on_host_torch,
+}
+
+
+def _run_on_host(fn, x):
+    """`fn` (NumPy arrays in and out, same shape and dtype) applied to the
+    tensor `x` of the backend in use, in eager calls and in compiled ones.
+
+    A TensorFlow tensor takes TensorFlow's path whatever the backend: that is
+    a `tf.data` pipeline, which Keras feeds to every backend.
+    """
+    if _is_tf_tensor(x):
+        return _on_host_tensorflow(fn, x)
+    backend = backend_name()
+    if backend not in _ON_HOST:
+        raise NotImplementedError(
+            f"{_OWNER} runs on the {', '.join(_ON_HOST)} Keras backends; "
+            f"received KERAS_BACKEND={backend!r}."
+        )
+    return _ON_HOST[backend](fn, keras.ops.convert_to_tensor(x))
 
 
 @keras.saving.register_keras_serializable(package="keras_vgg4d")
@@ -233,18 +364,25 @@ class ScipyAugment(keras.layers.Layer):
 
     The layer is active only when called with `training=True` (as `fit` does,
     or explicitly in a `tf.data` pipeline). Otherwise it returns its input
-    unchanged and adds no `tf.py_function` to the graph, so a model holding it
-    exports as a SavedModel.
+    unchanged and adds nothing to the graph (no `tf.py_function`), so a model
+    holding it exports as a SavedModel.
 
-    Randomness: the draws are made with stateless TensorFlow ops keyed on
-    `seed`, a fingerprint of each clip's content, and how many times this
-    layer has seen that content before (counted in a lookup table). A seeded
-    layer therefore gives the same outputs for the same inputs in the same
-    order, new draws each time a clip comes back (each epoch), different draws
-    for different clips of a batch, and the same augmentation per clip in a
+    Backends: the transforms run in NumPy and SciPy on the host, on every
+    Keras 3 backend. On TensorFlow, and in `tf.data` pipelines whatever the
+    backend, through `tf.py_function`, so TensorFlow cannot XLA-compile the
+    layer (`supports_jit` is `False`); on JAX through `jax.pure_callback`,
+    which `jax.jit` compiles, so JAX's `fit` keeps `jit_compile="auto"`; on
+    PyTorch through NumPy, eagerly. Augmentation is not differentiated.
+
+    Randomness: the draws are made in NumPy, on the host, with a
+    counter-based generator (Philox) keyed on `seed`, a fingerprint of each
+    clip's content, and how many times this layer has seen that content
+    before. A seeded layer therefore gives the same outputs for the same
+    inputs in the same order, on every backend; new draws each time a clip
+    comes back (each epoch); different draws for different clips of a
+    batch, also for identical ones; and the same augmentation per clip in a
     `tf.data.Dataset.map` with `num_parallel_calls > 1`, whatever order the
-    parallel calls run in. The transforms themselves run in numpy and SciPy
-    through `tf.py_function`, so the layer cannot be XLA-compiled.
+    parallel calls run in, and whether the map is per clip or per batch.
 
     Args:
         rotation: Degrees. A number `r` for a range `(-r, r)`, a pair
@@ -312,15 +450,16 @@ class ScipyAugment(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
     >>> from keras_vgg4d import ScipyAugment
     >>> augment = ScipyAugment(rotation=15, zoom=(0.9, 1.1), shift=0.1,
     ...                        flip="horizontal", seed=0)
     >>> clips = np.random.default_rng(0).integers(
     ...     0, 256, (2, 4, 32, 32, 3), dtype="uint8")
-    >>> out = augment(clips, training=True)
+    >>> out = keras.ops.convert_to_numpy(augment(clips, training=True))
     >>> out.shape, out.dtype.name
-    (TensorShape([2, 4, 32, 32, 3]), 'uint8')
+    ((2, 4, 32, 32, 3), 'uint8')
     >>> bool(np.array_equal(augment(clips), clips))  # inference: identity
     True
 
@@ -387,17 +526,18 @@ class ScipyAugment(keras.layers.Layer):
             _OWNER, "seed", seed, minimum=0, allow_none=True
         )
         self.time_axis = validate_time_axis(time_axis)
-        self.supports_jit = False
+        # TensorFlow runs the transforms through `tf.py_function`, which XLA
+        # cannot compile; JAX through `jax.pure_callback`, which `jax.jit`
+        # can, so Keras' JAX `fit` keeps `jit_compile="auto"`. PyTorch runs
+        # eagerly (`torch.compile` would break its graph at NumPy).
+        self.supports_jit = backend_name() == "jax"
         self._active = any(self._settings.enabled(t) for t in TRANSFORMS)
         self._seed_key = _seed_key(
             random.randint(0, 2**62) if self.seed is None else self.seed
         )
         # How many times each clip content (by fingerprint) has been drawn
         # for: the per-clip "epoch" in the draw's key.
-        with tf.init_scope():
-            self._draw_counts = tf.lookup.experimental.MutableHashTable(
-                key_dtype=tf.int64, value_dtype=tf.int64, default_value=0
-            )
+        self._draw_counter = _DrawCounter()
 
     def _check_input_shape(self, input_shape):
         input_shape = tuple(input_shape)
@@ -422,84 +562,62 @@ class ScipyAugment(keras.layers.Layer):
             self.compute_output_shape(inputs.shape), dtype=inputs.dtype
         )
 
+    def __call__(self, inputs, *args, **kwargs):
+        if _is_tf_tensor(inputs) and backend_name() != "tensorflow":
+            # A tf.data pipeline under another backend: Keras would convert
+            # the graph's symbolic tensors to that backend's arrays, which
+            # cannot be done; TensorFlow's path needs no conversion.
+            return self.call(inputs, *args, **kwargs)
+        return super().__call__(inputs, *args, **kwargs)
+
     def call(self, inputs, training=None):
         if not training or not self._active:
             return inputs
-        x = tf.convert_to_tensor(inputs)
-        if not (x.dtype.is_integer or x.dtype.is_floating):
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        if not (
+            keras.backend.is_int_dtype(dtype)
+            or keras.backend.is_float_dtype(dtype)
+        ):
             raise ValueError(
                 "ScipyAugment expects clips of an integer or float dtype; "
-                f"received dtype {x.dtype.name}."
+                f"received dtype {dtype}."
             )
-        rank = len(self._check_input_shape(x.shape))
-        if rank == 4:
-            x = x[None]
-        x = to_time_major(x, self.time_axis)
-        draws = self._draw(x)
-        y = self._transform(x, draws)
-        if self.time_axis != 1:
-            y = tf.transpose(y, np.argsort(time_major_permutation(5, -1)))
-        if rank == 4:
-            y = y[0]
-        return y
+        self._check_input_shape(inputs.shape)
+        return _run_on_host(self._augment_batch, inputs)
 
-    def _draw(self, clips):
-        """Stateless uniform draws, `(batch, rows, len(DRAW_FIELDS))`.
+    def _augment_batch(self, clips: np.ndarray) -> np.ndarray:
+        """The augmentation, in NumPy: clips in the layer's layout, batched
+        or not, to augmented clips of the same shape and dtype. Every
+        backend runs this one function, so one seed draws the same on all.
+        """
+        clips = np.asarray(clips)
+        batched = clips.ndim == 5
+        if not batched:
+            clips = clips[None]
+        permutation = time_major_permutation(5, self.time_axis)
+        clips = np.ascontiguousarray(np.transpose(clips, permutation))
+        outputs = augment_clips(clips, self._draws(clips), self._settings)
+        outputs = np.ascontiguousarray(
+            np.transpose(outputs, np.argsort(permutation))
+        )
+        return outputs if batched else outputs[0]
+
+    def _draws(self, clips: np.ndarray) -> np.ndarray:
+        """Stateless uniform draws, `(batch, rows, len(DRAW_FIELDS))`, for
+        time-major `clips`.
 
         Each clip's key is (seed, fingerprint of its content, how many times
         that content was drawn for before, including earlier copies in this
         batch). The key depends on the clip, not on the order in which
         parallel calls run.
         """
-        batch = tf.shape(clips)[0]
-        fingerprints = tf.bitcast(
-            tf.fingerprint(tf.reshape(clips, (batch, -1))), tf.int64
-        )
-        same = tf.equal(fingerprints[:, None], fingerprints[None, :])
-        positions = tf.range(batch)
-        earlier = positions[None, :] < positions[:, None]
-        copies_before = tf.reduce_sum(
-            tf.cast(same & earlier, tf.int64), axis=1
-        )
-        copies = tf.reduce_sum(tf.cast(same, tf.int64), axis=1)
-        seen = self._draw_counts.lookup(fingerprints)
-        update = self._draw_counts.insert(fingerprints, seen + copies)
-        with tf.control_dependencies([update]):
-            counters = seen + copies_before
-        seeds = tf.stack(
-            [tf.bitwise.bitwise_xor(fingerprints, self._seed_key), counters],
-            axis=1,
-        )
-        rows = tf.shape(clips)[1] if self.per_frame else 1
-        num_fields = len(DRAW_FIELDS)
-
-        def draw(seed):
-            return tf.random.stateless_uniform(
-                (rows, num_fields), seed=seed, dtype=tf.float64
-            )
-
-        if clips.shape[0] == 1:  # one clip, e.g. a per-clip tf.data map
-            return draw(seeds[0])[None]
-        return tf.map_fn(
-            draw,
-            seeds,
-            fn_output_signature=tf.TensorSpec((None, num_fields), tf.float64),
-        )
-
-    def _transform(self, clips, draws):
-        settings = self._settings
-        if tf.executing_eagerly():
-            # Eager: call numpy directly, so errors keep their Python type.
-            return tf.convert_to_tensor(
-                augment_clips(clips.numpy(), draws.numpy(), settings)
-            )
-
-        def transform(clips, draws):
-            return augment_clips(clips.numpy(), draws.numpy(), settings)
-
-        outputs = tf.py_function(transform, [clips, draws], Tout=clips.dtype)
-        outputs.set_shape(clips.shape)
-        return outputs
+        fingerprints = [_fingerprint(clip) for clip in clips]
+        counts = self._draw_counter.take(fingerprints)
+        shape = (clips.shape[1] if self.per_frame else 1, len(DRAW_FIELDS))
+        draws = np.empty((len(clips), *shape), np.float64)
+        for i, (fingerprint, count) in enumerate(zip(fingerprints, counts)):
+            draws[i] = _uniforms(self._seed_key, fingerprint, count, shape)
+        return draws
 
     def get_config(self):
         config = super().get_config()

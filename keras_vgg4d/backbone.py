@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
-import tensorflow as tf
 from keras import ops
+
+from keras_vgg4d.backend import tensorflow_if_loaded
 
 from keras_vgg4d.frame_fold import FrameFold
 from keras_vgg4d.frame_fold import validate_frame_chunk
@@ -232,7 +235,8 @@ class TemporalVGG19(keras.layers.Layer):
         self.frame_fold.build(input_shape)
         if pretrained:
             # Lifted out of any graph being traced: reads a file into numpy.
-            with tf.init_scope():
+            tf = tensorflow_if_loaded()
+            with tf.init_scope() if tf else contextlib.nullcontext():
                 reference = vgg19_frame_model(
                     3, preprocess=False, kernel_initializer="zeros"
                 )

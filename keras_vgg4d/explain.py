@@ -55,10 +55,10 @@ import dataclasses
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from keras_vgg4d import validation
+from keras_vgg4d.backend import value_and_gradients
 from keras_vgg4d.layout import LAYOUTS
 from keras_vgg4d.layout import to_time_major_shape
 from keras_vgg4d.layout import validate_time_axis
@@ -308,16 +308,23 @@ def _explain_batch(model, lower, upper, time_major, class_index, method,
     """The arrays of an `Explanation` for one batch of time-major clips."""
     batch, time, height, width = time_major.shape[:4]
     mask = _frame_mask(model, time_major)
-    activations = tf.constant(_layer_activations(lower, time_major))
-    with tf.GradientTape() as tape:
-        tape.watch(activations)
+    activations = _layer_activations(lower, time_major)
+
+    def from_activations(activations):
         features = upper(activations, training=False)
         features = ops.reshape(features, (batch, time, *features.shape[1:]))
         probabilities = model.head(features, mask=mask, training=False)
         classes = _classes(probabilities, class_index)
-        score = _class_score(probabilities, classes)
-    activation_grads, feature_grads = tape.gradient(
-        score, [activations, features]
+        return _class_score(probabilities, classes), (
+            features, probabilities, classes
+        )
+
+    def from_features(features):
+        probabilities = model.head(features, mask=mask, training=False)
+        return _class_score(probabilities, classes), None
+
+    _, (features, probabilities, classes), (activation_grads,) = (
+        value_and_gradients(from_activations, [activations])
     )
     heatmaps = _grad_cam(activations, activation_grads, (height, width))
     heatmaps = heatmaps.reshape(batch, time, height, width)
@@ -327,6 +334,7 @@ def _explain_batch(model, lower, upper, time_major, class_index, method,
     if method == "occlusion":
         importance = _occlusion(model, features, mask, probabilities, classes)
     elif method == "gradient":
+        _, _, (feature_grads,) = value_and_gradients(from_features, [features])
         gradients = ops.convert_to_numpy(ops.cast(feature_grads, "float32"))
         difference = features - _mean_frame(features, mask)
         importance = np.sum(difference * gradients, axis=(2, 3, 4))
@@ -374,15 +382,15 @@ def _integrated_gradients(model, features, mask, classes, steps):
         alpha = alphas[start:start + per_call].reshape(
             -1, *([1] * (features.ndim - 1))
         )
-        point = tf.constant(baseline[chosen] + alpha * difference[chosen])
-        with tf.GradientTape() as tape:
-            tape.watch(point)
+        point = baseline[chosen] + alpha * difference[chosen]
+
+        def score(point, chosen=chosen):
             probabilities = model.head(point, mask=mask[chosen],
                                        training=False)
-            score = _class_score(probabilities, classes[chosen])
-        gradients = ops.convert_to_numpy(
-            ops.cast(tape.gradient(score, point), "float32")
-        )
+            return _class_score(probabilities, classes[chosen]), None
+
+        _, _, (gradients,) = value_and_gradients(score, [point])
+        gradients = ops.convert_to_numpy(ops.cast(gradients, "float32"))
         np.add.at(total, chosen, gradients)
     return np.sum(difference * total / steps, axis=(2, 3, 4))
 

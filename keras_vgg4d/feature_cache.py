@@ -11,6 +11,7 @@ import weakref
 import keras
 import numpy as np
 
+from keras_vgg4d.backend import is_tensorflow
 from keras_vgg4d.frame_features import compute_frame_features
 from keras_vgg4d.frame_features import is_clip_dataset
 
@@ -58,8 +59,16 @@ def training_count(count: int, validation_split: float) -> int:
 
 
 def is_dataset(x) -> bool:
-    """Whether `x` is a `tf.data.Dataset` (or quacks like one)."""
-    return hasattr(x, "element_spec")
+    """Whether `x` yields batches: a `tf.data.Dataset` (or quacks like one)
+    or a `keras.utils.PyDataset`."""
+    return hasattr(x, "element_spec") or isinstance(x, keras.utils.PyDataset)
+
+
+def batches(dataset):
+    """The batches of a dataset `is_dataset` accepts, once through."""
+    if isinstance(dataset, keras.utils.PyDataset):
+        return (dataset[i] for i in range(len(dataset)))
+    return iter(dataset)
 
 
 def _backbone_key(model) -> str:
@@ -175,8 +184,11 @@ class FeatureCache:
         batch_size = None
         progress = keras.utils.Progbar(None, verbose=0 if verbose == 0 else 1,
                                        unit_name="batch")
-        for element in dataset:
+        for element in batches(dataset):
             clips, batch_labels = element[0], element[1]
+            if not is_tensorflow():
+                clips = np.asarray(clips)  # a tf.data batch, fed to JAX
+
             if extractor is None:
                 extractor = model.feature_extractor(
                     clips.shape[1:], clips.dtype, self.dtype_policy)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
+from keras_vgg4d.backend import tensorflow_if_loaded
 from keras_vgg4d.layout import to_time_major
 from keras_vgg4d.layout import to_time_major_shape
 from keras_vgg4d.layout import validate_time_axis
@@ -74,19 +74,19 @@ def _to_chunks(x, batch, num_chunks, chunk):
     rank = len(x.shape)
     rest = ops.shape(x)[2:]
     pad = num_chunks * chunk - ops.shape(x)[1]
-    x = tf.pad(x, [[0, 0], [0, pad]] + [[0, 0]] * (rank - 2))
-    x = tf.reshape(x, (batch, num_chunks, chunk, *rest))
-    x = tf.transpose(x, (1, 0, 2, *range(3, rank + 1)))
-    return tf.reshape(x, (num_chunks, -1, *rest))
+    x = ops.pad(x, [[0, 0], [0, pad]] + [[0, 0]] * (rank - 2))
+    x = ops.reshape(x, (batch, num_chunks, chunk, *rest))
+    x = ops.transpose(x, (1, 0, 2, *range(3, rank + 1)))
+    return ops.reshape(x, (num_chunks, -1, *rest))
 
 
 def _from_chunks(y, batch, num_chunks, chunk, time):
     """`(num_chunks, batch * chunk, *rest)` -> `(batch, time, *rest)`."""
     rank = len(y.shape)
     rest = ops.shape(y)[2:]
-    y = tf.reshape(y, (num_chunks, batch, chunk, *rest))
-    y = tf.transpose(y, (1, 0, 2, *range(3, rank + 1)))
-    return tf.reshape(y, (batch, num_chunks * chunk, *rest))[:, :time]
+    y = ops.reshape(y, (num_chunks, batch, chunk, *rest))
+    y = ops.transpose(y, (1, 0, 2, *range(3, rank + 1)))
+    return ops.reshape(y, (batch, num_chunks * chunk, *rest))[:, :time]
 
 
 def _frame_spec(layer):
@@ -149,7 +149,9 @@ class FrameFold(keras.layers.Wrapper):
     With `frame_chunk=N` the frames are processed `N` clip-steps at a time
     (that is, `batch * N` frames per call of the wrapped layer) in a
     sequential loop, which bounds peak memory on long clips and gives the
-    same result.
+    same result. The loop is a `tf.while_loop` on TensorFlow (time may be
+    unknown) and `keras.ops.scan` over the chunks on JAX (`lax.scan`) and
+    PyTorch.
 
     A mask of shape `(batch, time)`, or `(batch, time, ...)` like the masks
     of `keras.layers.Masking`, must match the input's batch and time sizes
@@ -157,7 +159,9 @@ class FrameFold(keras.layers.Wrapper):
     `(batch, time)`). Otherwise `FrameFold` raises a `ValueError` naming
     both shapes, as `TimeDistributed` does; sizes unknown while tracing are
     checked when the graph runs (`tf.errors.InvalidArgumentError`; XLA,
-    e.g. `jit_compile=True`, drops that run-time check). The mask is given
+    e.g. `jit_compile=True`, drops that run-time check). On JAX and
+    PyTorch every size is known when the layer runs, so the check is the
+    `ValueError`. The mask is given
     folded to `(batch * time, ...)` to a wrapped layer that takes a `mask`.
 
     How `FrameFold` differs from `TimeDistributed` (Keras 3.15):
@@ -318,10 +322,12 @@ class FrameFold(keras.layers.Wrapper):
         )
 
     def _assert_mask(self, x, mask):
-        """In a graph, returns `x` behind a run-time check that `mask`
-        starts with `x`'s `(batch, time)`; in eager, `x` unchanged."""
+        """In a TensorFlow graph, returns `x` behind a run-time check that
+        `mask` starts with `x`'s `(batch, time)`; otherwise `x` unchanged
+        (other backends know every size, which `_check_mask` checked)."""
+        tf = tensorflow_if_loaded()
         static = (*tuple(x.shape)[:2], *tuple(mask.shape)[:2])
-        if tf.executing_eagerly() or None not in static:
+        if tf is None or tf.executing_eagerly() or None not in static:
             return x
         check = tf.debugging.assert_equal(
             tf.shape(mask)[:2],
@@ -407,6 +413,10 @@ class FrameFold(keras.layers.Wrapper):
         if mask is not None:
             mask = _to_chunks(mask, batch, num_chunks, chunk)
 
+        tf = tensorflow_if_loaded()
+        if tf is None:
+            return self._scan_chunks(x, mask, batch, num_chunks, time, training)
+
         def step(i):
             frame_mask = None if mask is None else mask[i]
             return self._call_frames(x[i], training, frame_mask)
@@ -422,6 +432,17 @@ class FrameFold(keras.layers.Wrapper):
             parallel_iterations=1,
         )
         return _from_chunks(outputs.stack(), batch, num_chunks, chunk, time)
+
+    def _scan_chunks(self, x, mask, batch, num_chunks, time, training):
+        """The chunks one after another through `keras.ops.scan`."""
+        chunks = (x,) if mask is None else (x, mask)
+
+        def step(carry, chunk):
+            frame_mask = None if mask is None else chunk[1]
+            return carry, self._call_frames(chunk[0], training, frame_mask)
+
+        _, outputs = ops.scan(step, ops.zeros((), "int32"), chunks)
+        return _from_chunks(outputs, batch, num_chunks, self.frame_chunk, time)
 
     def get_config(self):
         config = super().get_config()

@@ -55,9 +55,7 @@ class TemporalHead(keras.layers.Layer):
         self.normalize = check_bool(owner, "normalize", normalize)
         self.supports_masking = True
         self.normalization = (
-            keras.layers.BatchNormalization(
-                momentum=0.9, synchronized=True, name="feature_norm"
-            )
+            keras.layers.BatchNormalization(momentum=0.9, name="feature_norm")
             if self.normalize
             else None
         )

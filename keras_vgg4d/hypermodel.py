@@ -7,12 +7,14 @@ import warnings
 import keras
 import keras_tuner
 import numpy as np
-import tensorflow as tf
 
 from keras_vgg4d.backbone import check_trainable_blocks
+from keras_vgg4d.backend import is_tensorflow
+from keras_vgg4d.backend import require_tensorflow
 from keras_vgg4d.class_weight import resolve_class_weight
 from keras_vgg4d.feature_cache import FeatureCache
 from keras_vgg4d.feature_cache import OnWholeModel
+from keras_vgg4d.feature_cache import batches
 from keras_vgg4d.feature_cache import is_dataset
 from keras_vgg4d.feature_cache import training_count
 from keras_vgg4d.frame_features import SampledFeatures
@@ -393,12 +395,14 @@ def _head_data(train, validation, kwargs):
     Keras' `fit` spends a third of a tiny head's epoch making an iterator
     over NumPy arrays (shuffling and gathering indices), and the dataset
     trains on the same clips in the same batches 1.3-1.9x faster (measured
-    in benchmarks/bench_search_speed.py). Features on disk, and `fit` calls
-    that shuffle in batches, weigh samples or count steps, keep the arrays.
+    in benchmarks/bench_search_speed.py). Features on disk, `fit` calls
+    that shuffle in batches, weigh samples or count steps, and backends other
+    than TensorFlow keep the arrays.
     """
     parts = [train] if validation is None else [train, validation]
     as_arrays = (
-        kwargs.get("shuffle", True) not in (True, False)
+        not is_tensorflow()
+        or kwargs.get("shuffle", True) not in (True, False)
         or any(kwargs.get(name) is not None
                for name in ("sample_weight", "steps_per_epoch"))
         or any(part.labels is None or isinstance(part.features, np.memmap)
@@ -419,6 +423,7 @@ def _head_data(train, validation, kwargs):
 
 
 def _dataset(features, batch_size: int, shuffle: bool = False):
+    tf = require_tensorflow("Training heads on a tf.data.Dataset")
     dataset = tf.data.Dataset.from_tensor_slices(
         (tuple(features.inputs), features.labels)
     )
@@ -460,7 +465,7 @@ def _labels_of(x, y):
     """The labels of `fit`'s data: `y`, or read from a dataset `x`."""
     if y is not None or not is_dataset(x):
         return y
-    return np.concatenate([np.asarray(e[1]).reshape(-1) for e in x])
+    return np.concatenate([np.asarray(e[1]).reshape(-1) for e in batches(x)])
 
 
 def _training_labels(x, y, validation_split=None):

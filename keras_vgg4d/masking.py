@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 
@@ -54,11 +55,15 @@ def masked_lstm(
     Computes what `keras.layers.LSTM` (default `tanh` and `sigmoid`
     activations, gates in Keras' order i, f, c, o) computes from the same
     weights: at a masked step the state is carried over unchanged, as
-    Keras' `where(mask, new_state, old_state)` does. The recurrence is one
-    `while` loop over time that carries only the step, the state and, with
-    `return_sequences`, a fixed-shape output tensor written with `where`:
-    no `TensorList`, so tf2onnx, OpenVINO and the LiteRT converter
-    (built-in ops only) all convert it, with batch and time unknown.
+    Keras' `where(mask, new_state, old_state)` does.
+
+    On TensorFlow the recurrence is one `while` loop over time that carries
+    only the step, the state and, with `return_sequences`, a fixed-shape
+    output tensor written with `where`: no `TensorList`, so tf2onnx,
+    OpenVINO and the LiteRT converter (built-in ops only) all convert it,
+    with batch and time unknown. On JAX and PyTorch, where the number of
+    steps is always known, it is `keras.ops.scan` over time (`lax.scan` on
+    JAX), which reverse-mode differentiation goes through.
 
     Args:
         inputs: `(batch, time, features)`, at least one time step.
@@ -98,6 +103,14 @@ def _lstm_step(projected, h, c, recurrent_kernel):
     return ops.sigmoid(z_o) * ops.tanh(c), c
 
 
+def _projected(inputs, kernel, bias):
+    """The input part of every step at once: one large matmul."""
+    projected = ops.matmul(inputs, ops.cast(kernel, inputs.dtype))
+    if bias is not None:
+        projected = projected + ops.cast(bias, inputs.dtype)
+    return projected
+
+
 def masked_lstms(inputs, mask, lstms, return_sequences: bool = False):
     """`masked_lstm` for several LSTMs over the same steps, in one loop.
 
@@ -115,17 +128,16 @@ def masked_lstms(inputs, mask, lstms, return_sequences: bool = False):
     Returns:
         A list of each LSTM's output, as `masked_lstm` returns it.
     """
-    dtype = inputs.dtype
-    time = ops.shape(inputs)[1]
     if mask is not None:
         mask = ops.cast(mask, "bool")
+    if keras.backend.backend() != "tensorflow":
+        return _scanned_lstms(inputs, mask, lstms, return_sequences)
+    dtype = inputs.dtype
+    time = ops.shape(inputs)[1]
     positions = ops.arange(time, dtype="int32")[None, :, None]
     prepared, carried = [], []
     for kernel, recurrent_kernel, bias, go_backwards in lstms:
-        # The input part of every step at once: one large matmul.
-        projected = ops.matmul(inputs, ops.cast(kernel, dtype))
-        if bias is not None:
-            projected = projected + ops.cast(bias, dtype)
+        projected = _projected(inputs, kernel, bias)
         units = recurrent_kernel.shape[0]
         prepared.append((projected, ops.cast(recurrent_kernel, dtype),
                          go_backwards))
@@ -157,3 +169,54 @@ def masked_lstms(inputs, mask, lstms, return_sequences: bool = False):
     final = ops.while_loop(lambda i, *_: i < time, step, (start, *carried))
     result = 3 if return_sequences else 1  # offset of each LSTM's output
     return [final[result + n * width] for n in range(len(prepared))]
+
+
+def _scanned_lstms(inputs, mask, lstms, return_sequences):
+    """`masked_lstms` as one `keras.ops.scan` over time-major steps.
+
+    Every step reads each LSTM's projected input at that step (a backward
+    LSTM's inputs are flipped in time first) and the step's mask; the
+    carry is each LSTM's `(h, c)`. The number of steps is static, so
+    `lax.scan` differentiates it, unlike a `while` loop.
+    """
+    steps, states = [], []
+    real = None
+    if mask is not None:
+        real = ops.expand_dims(ops.transpose(mask, (1, 0)), -1)
+    for kernel, recurrent_kernel, bias, go_backwards in lstms:
+        projected = _projected(inputs, kernel, bias)
+        if go_backwards:
+            projected = ops.flip(projected, axis=1)
+        steps.append(ops.transpose(projected, (1, 0, 2)))
+        units = recurrent_kernel.shape[0]
+        state = ops.zeros_like(projected[:, 0, :units])
+        states.append((state, state))
+    recurrent = [ops.cast(r, inputs.dtype) for _, r, _, _ in lstms]
+    backwards = [go_backwards for *_, go_backwards in lstms]
+    step_masks = [
+        None if real is None else (ops.flip(real, axis=0) if back else real)
+        for back in backwards
+    ]
+
+    def step(carried, xs):
+        new_states, outputs = [], []
+        for n, (h, c) in enumerate(carried):
+            new_h, new_c = _lstm_step(xs[n], h, c, recurrent[n])
+            if step_masks[n] is not None:
+                new_h = ops.where(xs[len(carried) + n], new_h, h)
+                new_c = ops.where(xs[len(carried) + n], new_c, c)
+            new_states.append((new_h, new_c))
+            outputs.append(new_h)
+        return new_states, outputs
+
+    # Each LSTM's steps, then (with a mask) each LSTM's mask, as `step`
+    # reads them.
+    xs = steps if real is None else steps + step_masks
+    final, sequences = ops.scan(step, states, xs)
+    if not return_sequences:
+        return [h for h, _ in final]
+    results = []
+    for sequence, back in zip(sequences, backwards):
+        sequence = ops.transpose(sequence, (1, 0, 2))
+        results.append(ops.flip(sequence, axis=1) if back else sequence)
+    return results

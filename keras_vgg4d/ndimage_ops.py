@@ -1,7 +1,8 @@
 """Pure numpy/scipy.ndimage transforms of clips, driven by uniform draws.
 
-`ScipyAugment` (keras_vgg4d/augment.py) draws uniform numbers with stateless
-TensorFlow ops and hands them, with the clips, to `augment_clips`. Everything
+`ScipyAugment` (keras_vgg4d/augment.py) draws uniform numbers on the host with
+NumPy's Philox generator and hands them, with the clips, to `augment_clips`,
+on every Keras backend. Everything
 here is a pure function of its arguments: the same clips and draws give the
 same output, whatever thread or process runs it.
 

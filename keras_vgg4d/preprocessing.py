@@ -74,7 +74,8 @@ class VGGPreprocessing(keras.layers.Layer):
         x = ops.cast(inputs, self.compute_dtype)
         channels = self._channels(x.shape)
         if channels == 3:
-            return x[..., ::-1] - ops.array(IMAGENET_BGR_MEANS, x.dtype)
+            # RGB to BGR; `ops.flip`, since PyTorch has no negative steps.
+            return ops.flip(x, axis=-1) - ops.array(IMAGENET_BGR_MEANS, x.dtype)
         if channels == 1:
             return x - ops.array(IMAGENET_BGR_MEANS, x.dtype)
         mean = sum(IMAGENET_BGR_MEANS) / len(IMAGENET_BGR_MEANS)

@@ -1,4 +1,10 @@
-"""Shared test set-up: quiet TensorFlow, a clean Keras session per test."""
+"""Shared test set-up: quiet TensorFlow, a clean Keras session per test.
+
+The suite runs under the Keras backend `KERAS_BACKEND` names. Under another
+backend than TensorFlow only the tests marked `backends` (backend-neutral)
+run, less those also marked `tensorflow` (TensorFlow-only tests in a
+backend-neutral module); the others are skipped, saying so.
+"""
 
 import os
 
@@ -20,6 +26,31 @@ import keras_vgg4d.hypermodel  # noqa: E402, F401
 # never walked again; what tests create is collected as usual.
 gc.collect()
 gc.freeze()
+
+
+if keras.backend.backend() == "torch":
+    import torch
+
+    _tensor_to_array = torch.Tensor.__array__
+
+    def _detached_array(self, *args, **kwargs):
+        # NumPy refuses a tensor that requires grad, which every eager layer
+        # output does; the tests compare values, so they read it detached.
+        return _tensor_to_array(self.detach().cpu(), *args, **kwargs)
+
+    torch.Tensor.__array__ = _detached_array
+
+
+def pytest_collection_modifyitems(config, items):
+    if keras.backend.backend() == "tensorflow":
+        return
+    skip = pytest.mark.skip(
+        reason=f"TensorFlow-only test (KERAS_BACKEND={keras.backend.backend()})"
+    )
+    for item in items:
+        if (item.get_closest_marker("backends") is None
+                or item.get_closest_marker("tensorflow") is not None):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

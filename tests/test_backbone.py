@@ -14,6 +14,8 @@ from keras_vgg4d.backbone import VGG19_BLOCKS
 from keras_vgg4d.preprocessing import VGGPreprocessing
 from vgg_testing import scaled_random_vgg
 
+pytestmark = pytest.mark.backends
+
 
 def scaled_random_vgg19(seed=0):
     """keras.applications.VGG19 (no top) with He-scaled random weights."""
@@ -357,6 +359,7 @@ def test_imagenet_loads_the_cached_file(monkeypatch, weights_file):
     )
 
 
+@pytest.mark.tensorflow
 def test_weights_are_loaded_when_built_inside_tf_function(weights_file):
     x = clips()
     layer = TemporalVGG19(weights=weights_file)

@@ -15,6 +15,8 @@ import tensorflow as tf
 
 from keras_vgg4d.hypermodel import VGG4DHyperModel
 
+pytestmark = pytest.mark.backends
+
 CLIP_SHAPE = (3, 32, 32, 3)
 
 

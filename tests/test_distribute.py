@@ -12,6 +12,8 @@ import textwrap
 
 import pytest
 
+from backend_testing import run_under
+
 pytestmark = pytest.mark.slow
 
 SCRIPT = textwrap.dedent(
@@ -97,3 +99,61 @@ def test_mirrored_strategy_trains_saves_and_loads_every_head(tmp_path):
         # heads' BatchNormalization moving statistics from its own half
         # (`synchronized=False`), and `save` keeps the first replica's.
         assert result["loaded_vs_distributed_predict"] < 1e-3, result
+
+
+# `keras.distribution.DataParallel` on JAX: the batch split over two host
+# devices, the variables replicated. JAX fixes its devices when it first
+# starts, so XLA_FLAGS makes two CPU devices in a fresh subprocess.
+DATA_PARALLEL = """
+import json, os
+import numpy as np
+import jax
+import keras
+from keras_vgg4d import VGG4DClassifier
+from keras_vgg4d.data import demo_clips
+
+devices = keras.distribution.list_devices()
+keras.distribution.set_distribution(
+    keras.distribution.DataParallel(devices=devices))
+keras.utils.set_random_seed(0)
+x, y = demo_clips(n=8, frames=3, size=32, task="appearance", seed=0)
+results = {{"devices": len(devices)}}
+for head in ("framewise", "conv3d", "lstm"):
+    model = VGG4DClassifier(3, head)
+    model.compile(keras.optimizers.Adam(1e-2),
+                  "sparse_categorical_crossentropy")
+    model(x[:4])
+    before = np.array(model.head.trainable_weights[0])
+    history = model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    weight = model.head.trainable_weights[0].value
+    devices_holding = len(weight.sharding.device_set)
+    after = np.array(weight)
+    predicted = model.predict(x, batch_size=4, verbose=0)
+    path = os.path.join({folder!r}, head + ".keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    results[head] = {{
+        "sharding_devices": devices_holding,
+        "moved": float(np.abs(after - before).max()),
+        "loss": history.history["loss"][-1],
+        "loaded_vs_saved": float(np.abs(
+            loaded.predict(x, batch_size=4, verbose=0) - predicted).max()),
+    }}
+print(json.dumps(results))
+"""
+
+
+def test_data_parallel_on_jax_trains_saves_and_loads_every_head(tmp_path):
+    flags = os.environ.get("XLA_FLAGS", "")
+    report = run_under(
+        "jax", DATA_PARALLEL.format(folder=str(tmp_path)),
+        env={"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count=2"},
+    )
+    assert report["devices"] == 2
+    for head in ("framewise", "conv3d", "lstm"):
+        result = report[head]
+        # Each variable lives, replicated, on both devices.
+        assert result["sharding_devices"] == 2, (head, result)
+        assert result["moved"] > 1e-5, (head, result)
+        assert 0 < result["loss"] < 1e3
+        assert result["loaded_vs_saved"] < 1e-5, (head, result)

@@ -34,6 +34,8 @@ from keras_vgg4d.explain import Explanation
 from keras_vgg4d.explain import explain
 from keras_vgg4d.explain import save_explanation
 
+pytestmark = pytest.mark.backends
+
 HEADS = ("framewise", "conv3d", "lstm")
 SHAPE = (4, 32, 32, 3)
 
@@ -604,6 +606,7 @@ def event_rank(importance, frame):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow  # trains models: once, on the default backend
 @pytest.mark.parametrize("head, accuracy", [
     # The framewise head must call every background frame something: it
     # learns the task less well (chance is 1/3).
@@ -617,6 +620,7 @@ def test_the_event_frame_is_the_most_important(event, head, accuracy):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow  # trains models: once, on the default backend
 @pytest.mark.parametrize("head", HEADS)
 def test_gradient_methods_agree_with_occlusion(event, head):
     model, found, right = correctly_classified(event, head, SOME)
@@ -639,6 +643,7 @@ def heatmap_peak(heatmap):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow  # trains models: once, on the default backend
 def test_grad_cam_points_at_the_object(event):
     """Over the heads, the event frame's heatmap peaks inside the object
     far more often than a random point would (the object's share of the
@@ -657,6 +662,7 @@ def test_grad_cam_points_at_the_object(event):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow  # trains models: once, on the default backend
 @pytest.mark.parametrize("head", HEADS)
 def test_randomising_the_head_changes_the_importances(event, head):
     """The head's weights drawn afresh, as before training: the frame

@@ -25,6 +25,8 @@ from keras_vgg4d.feature_cache import OnWholeModel
 from keras_vgg4d.frame_features import FrameFeatures
 from feature_testing import FrameMeans
 
+pytestmark = pytest.mark.backends
+
 
 def _clips(n, frames=3, size=4, channels=2, seed=0, dtype="float32"):
     rng = np.random.default_rng(seed)
@@ -176,6 +178,36 @@ def test_a_dataset_is_read_once_and_held_weakly():
     del dataset, cached
     gc.collect()
     assert len(cache) == 1
+
+
+class ClipBatches(keras.utils.PyDataset):
+    """Clips and labels in batches, as a user's `PyDataset` gives them."""
+
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[part], self.y[part]
+
+
+def test_a_pydataset_is_read_once_batch_by_batch():
+    """No tf.data needed: the path of a search on JAX or PyTorch."""
+    model, cache = FrameMeans(), FeatureCache()
+    x, y = _clips(7), np.arange(7) % 3
+    dataset = ClipBatches(x, y, 3)
+    cached = cache.get(model, dataset, verbose=0)
+    assert model.batches == [3, 3, 1]
+    np.testing.assert_array_equal(cached.features, model.expected(x)[0])
+    np.testing.assert_array_equal(cached.mask, model.expected(x)[1])
+    np.testing.assert_array_equal(cached.labels, y)
+    assert cached.batch_size == 3
+    assert cache.get(model, dataset, verbose=0) is cached
+    assert model.batches == [3, 3, 1]
 
 
 def test_a_dataset_keeps_its_batch_size_and_the_cache_dtype_policy():

@@ -20,6 +20,8 @@ from keras_vgg4d.heads import get_head
 from keras_vgg4d.heads import head_options
 from keras_vgg4d.heads import run_recurrent
 
+pytestmark = pytest.mark.backends
+
 # (class, arguments, trainable weights): the feature normalization adds
 # gamma and beta (trainable) and the moving mean and variance.
 HEAD_CASES = [
@@ -212,6 +214,7 @@ def test_lstm_head_recurrence_equals_keras_masked_lstm(case):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("bidirectional, num_layers", LSTM_CASES)
 def test_lstm_head_outputs_and_gradients_equal_keras_lstm(
     bidirectional, num_layers

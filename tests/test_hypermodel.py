@@ -8,6 +8,8 @@ from keras_vgg4d.data import demo_clips
 from keras_vgg4d.hypermodel import VGG4DHyperModel
 from keras_vgg4d.model import VGG4DClassifier
 
+pytestmark = pytest.mark.backends
+
 CLIP_SHAPE = (3, 32, 32, 3)
 
 
@@ -482,6 +484,7 @@ def _assert_same_clips(inputs, labels, cached, expected_labels):
     np.testing.assert_array_equal(labels, want_labels)
 
 
+@pytest.mark.tensorflow  # reads the head's tf.data batches
 @pytest.mark.parametrize(
     "pack", [tuple, list, lambda v: (*v, np.ones(len(v[1])))],
     ids=["tuple", "list", "with_sample_weights"])
@@ -560,6 +563,7 @@ def test_validation_features_on_disk_stay_arrays(keras_fit, tmp_path):
     _assert_features(call.x, hypermodel.feature_cache.get(model, x))
 
 
+@pytest.mark.tensorflow  # reads the head's tf.data batches
 def test_validation_split_holds_out_the_last_clips(keras_fit):
     """As Keras' `fit`: the last 30% validate, the rest trains, in Keras'
     default batches of 32, and "balanced" weighs the clips that train."""
@@ -584,6 +588,7 @@ def test_validation_split_holds_out_the_last_clips(keras_fit):
         balanced_class_weight(y[:7], 3))
 
 
+@pytest.mark.tensorflow  # reads the head's tf.data batches
 def test_without_validation_every_clip_trains(keras_fit):
     """And a class_weight given to `fit` wins over the hypermodel's."""
     hypermodel, model, hp = _trial(class_weight={1: 3.0})
@@ -602,6 +607,7 @@ def test_without_validation_every_clip_trains(keras_fit):
     assert len(hypermodel.feature_cache) == 1
 
 
+@pytest.mark.tensorflow  # reads the head's tf.data batches
 def test_datasets_train_and_validate_in_their_own_batches(keras_fit):
     from keras_vgg4d.class_weight import balanced_class_weight
 
@@ -690,6 +696,7 @@ def test_callbacks_see_the_whole_classifier_but_the_tuner_checkpoint(
     assert none_given.kwargs["callbacks"] == []
 
 
+@pytest.mark.tensorflow  # reads the head's tf.data batches
 def test_time_last_clips_train_the_head_on_their_frames(keras_fit):
     hypermodel, model, hp = _trial(shape=(32, 32, 3, 2), time_axis=-1)
     x, y = _arrays(3, shape=(32, 32, 3, 2))
@@ -744,6 +751,7 @@ def test_bad_clips_or_labels_are_named_before_any_feature(keras_fit, spoil,
     assert len(hypermodel.feature_cache) == 0 and keras_fit == []
 
 
+@pytest.mark.tensorflow  # reads the head's tf.data batches
 def test_clips_of_another_channel_count_are_named(keras_fit):
     hypermodel, model, hp = _trial()
     gray, y = _arrays(2, shape=(2, 32, 32, 1))

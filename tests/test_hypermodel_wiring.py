@@ -17,6 +17,8 @@ import pytest
 from keras_vgg4d.data import clip_dataset_from_directory
 from keras_vgg4d.hypermodel import VGG4DHyperModel
 
+pytestmark = pytest.mark.backends
+
 FRAMES = 2
 SIZE = 32
 

@@ -10,6 +10,8 @@ from keras_vgg4d.masking import masked_mean_over_time
 from keras_vgg4d.masking import nonzero_frames
 from keras_vgg4d.masking import spatial_pool
 
+pytestmark = pytest.mark.backends
+
 
 def rng_normal(shape, seed):
     return np.random.default_rng(seed).normal(0, 1, shape).astype("float32")

@@ -6,6 +6,8 @@ import keras
 from keras_vgg4d.augment import ScipyAugment
 from keras_vgg4d.model import VGG4DClassifier
 
+pytestmark = pytest.mark.backends
+
 HEADS = ["framewise", "conv3d", "lstm"]
 SMALL_OPTIONS = {
     "framewise": {"units": 8},
@@ -71,6 +73,7 @@ def test_keras_file_round_trip(tmp_path, head, with_augment):
     )
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("head", HEADS)
 def test_export_serves_what_predict_gives(tmp_path, head):
     model = small_model(head, augment=ScipyAugment(rotation=10, seed=0))

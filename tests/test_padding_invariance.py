@@ -19,6 +19,8 @@ from keras_vgg4d.heads import get_head
 from keras_vgg4d.hypermodel import VGG4DHyperModel
 from keras_vgg4d.model import VGG4DClassifier
 
+pytestmark = pytest.mark.backends
+
 # Every head and option whose masking differs.
 HEAD_CONFIGS = [
     ("framewise", {"pooling": "avg", "units": 0}),

@@ -8,6 +8,8 @@ from keras_vgg4d.hypermodel import VGG4DHyperModel
 from keras_vgg4d.precision import cpu_flags
 from keras_vgg4d.precision import resolve_precision
 
+pytestmark = pytest.mark.backends
+
 CLIP_SHAPE = (3, 32, 32, 3)
 
 

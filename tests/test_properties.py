@@ -2,11 +2,14 @@
 
 import keras
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
 from keras_vgg4d.frame_fold import FrameFold
+
+pytestmark = pytest.mark.backends
 
 
 @st.composite

@@ -15,6 +15,8 @@ import pytest
 from keras_vgg4d.hypermodel import HEAD_SEARCH_SPACES
 from keras_vgg4d.hypermodel import VGG4DHyperModel
 
+pytestmark = pytest.mark.backends
+
 CLIP_SHAPE = (3, 32, 32, 3)
 
 

@@ -14,6 +14,8 @@ from keras_vgg4d.shared_backbone import SEED_FILE
 from keras_vgg4d.shared_backbone import SharedBackbone
 from keras_vgg4d.shared_backbone import seeded_random_weights
 
+pytestmark = pytest.mark.backends
+
 
 def _backbone(channels=3):
     backbone = TemporalVGG19(weights=None)
@@ -78,6 +80,10 @@ def test_a_kernel_without_its_initializer_is_refused():
         seeded_random_weights(layer, seed=0)
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "jax",
+    reason="JAX computes float64 as float32 unless jax_enable_x64 is set",
+)
 def test_weights_are_drawn_in_each_variables_dtype():
     model = keras.Sequential([keras.layers.Dense(3, dtype="float64")])
     model.build((None, 4))

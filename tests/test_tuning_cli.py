@@ -142,6 +142,7 @@ def test_npz_time_last_data_and_resume(tmp_path, capsys):
         (["--class-weight", "inverse"], 2,
          "argument --class-weight: invalid choice"),
         (["--precision", "float16"], 2, "argument --precision: invalid choice"),
+        (["--backend", "numpy"], 2, "argument --backend: invalid choice"),
     ],
 )
 def test_bad_arguments_give_one_line(tmp_path, capsys, argv, status,
@@ -233,3 +234,36 @@ def test_per_patient_accuracy_only_where_patients_hold_one_class(
     search._print_study_accuracy(data, probabilities, np.array(labels))
     out = capsys.readouterr().out.strip()
     assert out == (line or "")
+
+
+@pytest.mark.slow
+def test_backend_option_runs_the_search_under_jax(tmp_path):
+    """`--backend jax` runs the search in a process whose Keras uses JAX:
+    the command's own line says so, and the best model it saved loads."""
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_vgg4d.tuning.search", "--backend",
+         "jax", "--num-clips", "24", "--frames", "2", "--max-trials", "2",
+         "--epochs", "2", "--batch-size", "6", "--directory", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Keras backend jax" in result.stdout
+    assert "best: trial" in result.stdout
+    model = keras.models.load_model(tmp_path / "search" / "best_model.keras")
+    assert model.predict(np.zeros((1, 2, 32, 32, 3)), verbose=0).shape == (1, 3)
+
+
+def test_backend_option_names_a_missing_package(monkeypatch, capsys):
+    import importlib.util
+
+    other = "torch" if keras.backend.backend() != "torch" else "jax"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == other
+                        else real(name, *a))
+    assert search.main(["--backend", other]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"vgg4d-tune: error: --backend {other} needs")
+    if other == "torch":
+        assert "pip install torch" in error

@@ -16,6 +16,8 @@ from keras_vgg4d.weights import read_vgg19_notop_weights
 from keras_vgg4d.weights import resolve_weights
 from vgg_testing import scaled_random_vgg
 
+pytestmark = pytest.mark.backends
+
 
 def write_legacy_notop_h5(model, path):
     """Writes `model`'s weights in the layout of Keras' own `*_notop.h5`.

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import os
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -89,6 +91,10 @@ def _add_data_arguments(add) -> None:
 
 
 def _add_search_arguments(add) -> None:
+    add("--backend", choices=("tensorflow", "jax", "torch"), default=None,
+        help="the Keras backend (default: KERAS_BACKEND, else tensorflow); "
+             "on a CPU TensorFlow is the fastest, on a GPU JAX "
+             "(docs/backends.md)")
     add("--tuner", choices=TUNERS, default=DEFAULTS["tuner"])
     add("--max-trials", type=int, default=DEFAULTS["max_trials"])
     add("--epochs", type=int, default=DEFAULTS["epochs"])
@@ -361,6 +367,7 @@ def run(args) -> int:
             f"{hypermodel.objective.name}; feature cache "
             + (f"on, features in {hypermodel.feature_cache.dtype_policy}"
                if hypermodel.uses_feature_cache else "off")
+            + f"; Keras backend {keras.backend.backend()}"
         )
     # Keras Tuner collects garbage twice a trial; each full collection
     # walked TensorFlow's ~360,000 long-lived objects (0.7 s here). Frozen,
@@ -385,10 +392,35 @@ def run(args) -> int:
     return 0
 
 
+def _run_under_backend(backend: str, argv: list[str]) -> int:
+    """Runs this command again in a process whose Keras uses `backend`.
+
+    Keras picks its backend once, when it is first imported, and importing
+    `keras_vgg4d` imports Keras; `--backend` therefore starts the search in
+    a new process with `KERAS_BACKEND` set, as a user would.
+    """
+    package = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+    if importlib.util.find_spec(package[backend]) is None:
+        print(f"vgg4d-tune: error: --backend {backend} needs the "
+              f"'{package[backend]}' package, which is not installed "
+              f"(pip install {'jax[cpu]' if backend == 'jax' else backend})",
+              file=sys.stderr)
+        return 1
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    command = [sys.executable, "-m", "keras_vgg4d.tuning.search", *argv]
+    return subprocess.call(command, env=env)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vgg4d-tune` console script."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if args.backend is not None:
+        import keras
+
+        if args.backend != keras.backend.backend():
+            return _run_under_backend(args.backend, argv)
     try:
         return run(args)
     except (ValueError, FileNotFoundError, OSError, ImportError,

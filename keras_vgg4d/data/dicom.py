@@ -31,8 +31,8 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_vgg4d.backend import LazyTensorFlow
 from keras_vgg4d.data.intensity import Window
 from keras_vgg4d.data.intensity import apply_window
 from keras_vgg4d.data.intensity import check_intensity
@@ -43,6 +43,8 @@ from keras_vgg4d.validation import check_choice
 from keras_vgg4d.validation import check_image_size
 from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import list_some
+
+tf = LazyTensorFlow("Reading DICOM clips into a tf.data pipeline")
 
 DICOM_EXTENSIONS = (".dcm", ".dicom", ".ima")
 TIME_KEYS = ("TriggerTime", "TemporalPositionIdentifier", "InstanceNumber")

@@ -24,12 +24,14 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_vgg4d.backend import LazyTensorFlow
 from keras_vgg4d.validation import check_image_size
 from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import list_some
 from keras_vgg4d.layout import validate_time_axis
+
+tf = LazyTensorFlow("Loading frame folders (decoded with tf.io)")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SAMPLINGS = ("pad", "crop", "tsn")
@@ -72,7 +74,7 @@ def load_folder(
     skip_bad: bool = False,
     class_names: list[str] | None = None,
     time_axis: int = 1,
-    num_parallel_calls: int = tf.data.AUTOTUNE,
+    num_parallel_calls: int = -1,
     verbose: int = 1,
 ) -> FolderClips:
     """Loads clips from a folder with one subfolder per class.
@@ -115,8 +117,9 @@ def load_folder(
         time_axis: Layout of `.npy` clips: `1` for time first,
             `(time, height, width[, channels])`, or `-1` for time last,
             `(height, width[, channels], time)`.
-        num_parallel_calls: Frames decoded at a time; `tf.data.AUTOTUNE`
-            lets `tf.data` choose, `1` decodes one after another.
+        num_parallel_calls: Frames decoded at a time; `-1` (the default,
+            `tf.data.AUTOTUNE`) lets `tf.data` choose, `1` decodes one
+            after another.
         verbose: `1` shows a progress bar over the files read, `0` is
             silent.
 

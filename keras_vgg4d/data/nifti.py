@@ -12,8 +12,8 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_vgg4d.backend import LazyTensorFlow
 from keras_vgg4d.data.intensity import Window
 from keras_vgg4d.data.intensity import apply_window
 from keras_vgg4d.data.intensity import check_intensity
@@ -21,6 +21,8 @@ from keras_vgg4d.data.intensity import intensity_window
 from keras_vgg4d.data.intensity import needs_values
 from keras_vgg4d.validation import check_image_size
 from keras_vgg4d.validation import check_integer
+
+tf = LazyTensorFlow("Loading NIfTI clips into a tf.data pipeline")
 
 
 def _import_nibabel():

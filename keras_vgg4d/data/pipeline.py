@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_vgg4d.backend import LazyTensorFlow
 from keras_vgg4d.data.arrays import load_arrays
 from keras_vgg4d.data.groups import group_split
 from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import validate_labels
+
+tf = LazyTensorFlow("make_dataset (a tf.data pipeline)")
 
 
 def make_dataset(

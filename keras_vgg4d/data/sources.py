@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from multiprocessing.pool import ThreadPool
 
 import numpy as np
-import tensorflow as tf
 
+from keras_vgg4d.backend import LazyTensorFlow
 from keras_vgg4d.data import dicom as dicom_io
 from keras_vgg4d.data import video as video_io
 from keras_vgg4d.data.folder import IMAGE_EXTENSIONS
@@ -53,6 +53,8 @@ from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import check_rate
 from keras_vgg4d.validation import is_integer
 from keras_vgg4d.validation import list_some
+
+tf = LazyTensorFlow("Reading clip files for a tf.data pipeline")
 
 NIFTI_EXTENSIONS = (".nii", ".nii.gz")
 KINDS = ("video", "frames", "npy", "nifti", "dicom")

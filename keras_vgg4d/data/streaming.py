@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 
+from keras_vgg4d.backend import LazyTensorFlow
 from keras_vgg4d.data.sampling import check_sampling
 from keras_vgg4d.data.sampling import sample_frame_indices
 from keras_vgg4d.data.sources import check_common_size
@@ -35,6 +35,8 @@ from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import is_integer
 from keras_vgg4d.validation import is_number
 from keras_vgg4d.validation import list_some
+
+tf = LazyTensorFlow("clip_dataset_from_directory (a tf.data pipeline)")
 
 _OWNER = "clip_dataset_from_directory"
 COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}
