@@ -62,3 +62,33 @@ def run_under(backend: str, code: str, block_tensorflow: bool = False,
         f"under {backend}:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def value_and_weight_gradients(compute, weights):
+    """`compute()` returns `(loss, output)` from layers holding `weights`;
+    returns `(output, gradients of loss with respect to each weight)`, as
+    NumPy arrays, on whichever backend Keras runs."""
+    if BACKEND == "jax":
+        import jax
+
+        def loss_of(values):
+            mapping = list(zip(weights, values))
+            with keras.StatelessScope(state_mapping=mapping):
+                loss, output = compute()
+            return loss, output
+
+        (_, output), gradients = jax.value_and_grad(loss_of, has_aux=True)(
+            [w.value for w in weights])
+    elif BACKEND == "torch":
+        import torch
+
+        loss, output = compute()
+        gradients = torch.autograd.grad(loss, [w.value for w in weights])
+    else:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss, output = compute()
+        gradients = tape.gradient(loss, weights)
+    return (keras.ops.convert_to_numpy(output),
+            [keras.ops.convert_to_numpy(g) for g in gradients])

@@ -251,7 +251,8 @@ def test_backend_option_runs_the_search_under_jax(tmp_path):
     assert "Keras backend jax" in result.stdout
     assert "best: trial" in result.stdout
     model = keras.models.load_model(tmp_path / "search" / "best_model.keras")
-    assert model.predict(np.zeros((1, 2, 32, 32, 3)), verbose=0).shape == (1, 3)
+    # The default "order" task has two classes.
+    assert model.predict(np.zeros((1, 2, 32, 32, 3)), verbose=0).shape == (1, 2)
 
 
 def test_backend_option_names_a_missing_package(monkeypatch, capsys):
