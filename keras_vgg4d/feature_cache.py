@@ -25,17 +25,27 @@ class CachedFeatures:
         mask: `(n, time)` booleans, true for real frames.
         labels: `(n,)` labels, or `None`.
         batch_size: The batch size the data came in, if it came batched.
+        sample_weight: `(n,)` weights of the samples, or `None`.
     """
 
     features: np.ndarray
     mask: np.ndarray
     labels: np.ndarray | None
     batch_size: int | None = None
+    sample_weight: np.ndarray | None = None
 
     @property
     def inputs(self) -> list[np.ndarray]:
         """The inputs of `VGG4DClassifier.head_model()`."""
         return [self.features, self.mask]
+
+    @property
+    def data(self) -> tuple:
+        """`(inputs, labels)`, or `(inputs, labels, sample_weight)`: what
+        `fit` takes as `validation_data`."""
+        if self.sample_weight is None:
+            return self.inputs, self.labels
+        return self.inputs, self.labels, self.sample_weight
 
     def split(self, validation_fraction: float):
         """Splits off the last `validation_fraction`, as Keras' `fit` does."""
@@ -47,6 +57,7 @@ class CachedFeatures:
                 self.mask[s],
                 None if self.labels is None else self.labels[s],
                 self.batch_size,
+                None if self.sample_weight is None else self.sample_weight[s],
             )
 
         return part(slice(0, cut)), part(slice(cut, None))

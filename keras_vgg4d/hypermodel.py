@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import keras
@@ -375,10 +376,15 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         kwargs["batch_size"] = batch_size or train.batch_size or 32
         validation = None
         if validation_data is not None:
-            val_x, val_y = _unpack_validation_data(validation_data)
+            val_x, val_y, val_weight = _unpack_validation_data(validation_data)
             validation = self.feature_cache.get(
                 model, val_x, val_y, batch_size, verbose
             )
+            if val_weight is not None:
+                # Validation weighs its clips as the plain `fit` would.
+                validation = dataclasses.replace(
+                    validation, sample_weight=np.asarray(val_weight)
+                )
             if validation.batch_size is not None:
                 # A validation dataset is validated in its own batches.
                 kwargs.setdefault("validation_batch_size", validation.batch_size)
@@ -410,8 +416,7 @@ def _head_data(train, validation, kwargs):
     )
     if as_arrays:
         return (train.inputs, train.labels), (
-            None if validation is None
-            else (validation.inputs, validation.labels)
+            None if validation is None else validation.data
         )
     batch_size = kwargs.pop("batch_size")
     validation_batch_size = kwargs.pop("validation_batch_size", None)
@@ -424,9 +429,8 @@ def _head_data(train, validation, kwargs):
 
 def _dataset(features, batch_size: int, shuffle: bool = False):
     tf = require_tensorflow("Training heads on a tf.data.Dataset")
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (tuple(features.inputs), features.labels)
-    )
+    inputs, *rest = features.data
+    dataset = tf.data.Dataset.from_tensor_slices((tuple(inputs), *rest))
     if shuffle:
         dataset = dataset.shuffle(len(features.labels))
     return dataset.batch(batch_size)
@@ -479,11 +483,15 @@ def _training_labels(x, y, validation_split=None):
 
 
 def _unpack_validation_data(validation_data):
-    """`(clips, labels)` of `validation_data`; labels `None` for a dataset."""
+    """`(clips, labels, sample_weight)` of `validation_data`; labels `None`
+    for a dataset, weights `None` unless a third array gives them."""
     if is_dataset(validation_data):
-        return validation_data, None
-    if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
-        return validation_data[0], validation_data[1]
+        return validation_data, None, None
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) in (
+        2, 3
+    ):
+        weights = validation_data[2] if len(validation_data) == 3 else None
+        return validation_data[0], validation_data[1], weights
     raise ValueError(
         "VGG4DHyperModel.fit expects `validation_data` to be a dataset or a "
         "tuple `(x_val, y_val)`, received: "

@@ -97,6 +97,16 @@ def _arrays_with_validation_data():
             "epochs": 2}
 
 
+def _arrays_with_weighted_validation_data():
+    x, y = _data(9, 0)
+    val_x, val_y = _data(5, 1)
+    # Two clips weigh nothing: a validation loss that drops the weights
+    # averages over all five and differs.
+    weights = np.array([1.0, 0.0, 3.0, 0.0, 1.0], "float32")
+    return {"x": x, "y": y, "validation_data": (val_x, val_y, weights),
+            "batch_size": 4, "epochs": 2}
+
+
 def _datasets():
     x, y = _data(9, 0)
     val_x, val_y = _data(5, 1)
@@ -114,9 +124,11 @@ def _datasets():
         # 10 clips, the last 3 validate: 7 train in batches of 3.
         (_arrays_with_split, 2 * 3, 2 * 1),
         (_arrays_with_validation_data, 2 * 3, 2 * 2),
+        (_arrays_with_weighted_validation_data, 2 * 3, 2 * 2),
         (_datasets, 2 * 3, 2 * 3),
     ],
-    ids=["validation_split", "validation_data", "datasets"],
+    ids=["validation_split", "validation_data", "weighted_validation_data",
+         "datasets"],
 )
 def test_cached_fit_trains_and_validates_as_the_plain_fit(
     fit_kwargs, train_batches, test_batches
@@ -125,6 +137,20 @@ def test_cached_fit_trains_and_validates_as_the_plain_fit(
     assert log_p.train_batches == log_c.train_batches == train_batches
     assert log_p.test_batches == log_c.test_batches == test_batches
     _assert_same_history(cached, plain)
+
+
+def test_validation_sample_weights_change_the_validation_loss():
+    """The weighted case above compares two fits; this shows the weights
+    matter, so that comparison would catch a cached fit that drops them."""
+    weighted = _fit_both(_arrays_with_weighted_validation_data)[0][0]
+
+    def unweighted():
+        kwargs = _arrays_with_weighted_validation_data()
+        kwargs["validation_data"] = kwargs["validation_data"][:2]
+        return kwargs
+
+    plain = _fit_both(unweighted)[0][0]
+    assert abs(weighted["val_loss"][-1] - plain["val_loss"][-1]) > 1e-3
 
 
 def test_validation_split_takes_the_last_clips_like_keras():
