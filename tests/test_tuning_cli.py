@@ -99,7 +99,13 @@ def test_progress_lines_and_refit(tmp_path, capsys):
     assert status == 0
     out = capsys.readouterr().out
     assert "features in mixed_bfloat16" in out
-    assert "trial 1/2  lstm" in out and "trial 2/2  lstm" in out
+    assert "(1/2)  lstm" in out and "(2/2)  lstm" in out
+    # One trial numbering: the progress lines, the leaderboard and the
+    # `best:` line name each trial by its Keras Tuner id.
+    rows = json.loads((tmp_path / "search" / "results.json").read_text())
+    for row in rows:
+        assert f"trial {row['trial']} (" in out, (row["trial"], out)
+    assert f"best: trial {rows[0]['trial']}," in out
     assert "val_loss" in out and "about" in out
     final = keras.models.load_model(tmp_path / "search" / "final_model.keras")
     best = keras.models.load_model(tmp_path / "search" / "best_model.keras")

@@ -134,7 +134,11 @@ class TrialTimer:
             print(self.progress_line(trial), flush=True)
 
     def progress_line(self, trial) -> str:
-        """`trial i/N  head  objective=score  best ...  elapsed, left`."""
+        """`trial ID (i/N)  head  objective score  best ...  elapsed, left`.
+
+        `ID` is Keras Tuner's trial id, the one the leaderboard, the report
+        and the trial's folder show; `i/N` counts the trials done.
+        """
         done = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
         total = getattr(self.oracle, "max_trials", None)
         elapsed = time.perf_counter() - self._search_started
@@ -143,7 +147,8 @@ class TrialTimer:
         score = "failed" if trial.score is None else f"{trial.score:.4f}"
         best = f"{best[0]:.4f}" if best and best[0] is not None else "-"
         line = (
-            f"trial {done}{'' if total is None else f'/{total}'}  "
+            f"trial {trial.trial_id} ({done}"
+            f"{'' if total is None else f'/{total}'})  "
             f"{trial.hyperparameters.values.get('temporal_head', ''):<9}  "
             f"{objective} {score}  best {best}  {elapsed:.0f} s"
         )
