@@ -42,10 +42,10 @@ def require_tensorflow(what: str):
     except ImportError as error:
         raise ImportError(
             f"{what} needs TensorFlow, which could not be imported ({error}). "
-            "Install it with `pip install tensorflow` (Keras 3 feeds tf.data "
-            "to every backend), or, on the "
-            f"{backend_name()} backend, pass NumPy arrays or a "
-            "`keras.utils.PyDataset` instead."
+            "Install it with `pip install tensorflow`: Keras 3 feeds tf.data "
+            f"to every backend, the {backend_name()} backend included. The "
+            "layers, the model and searches over NumPy arrays or a "
+            "`keras.utils.PyDataset` run without it (docs/backends.md)."
         ) from error
 
 

@@ -76,9 +76,20 @@ def is_dataset(x) -> bool:
 
 
 def batches(dataset):
-    """The batches of a dataset `is_dataset` accepts, once through."""
+    """The batches of a dataset `is_dataset` accepts, once through.
+
+    Raises:
+        ValueError: for a `PyDataset` without a number of batches.
+    """
     if isinstance(dataset, keras.utils.PyDataset):
-        return (dataset[i] for i in range(len(dataset)))
+        count = dataset.num_batches
+        if count is None:
+            raise ValueError(
+                "VGG4DHyperModel computes the features of a "
+                "keras.utils.PyDataset once, so it must be finite: give it "
+                "`__len__` (or `num_batches`)."
+            )
+        return (dataset[i] for i in range(count))
     return iter(dataset)
 
 
@@ -191,7 +202,7 @@ class FeatureCache:
 
     def _from_dataset(self, model, dataset, verbose):
         extractor = None
-        features, masks, labels = [], [], []
+        features, masks, labels, weights = [], [], [], []
         batch_size = None
         progress = keras.utils.Progbar(None, verbose=0 if verbose == 0 else 1,
                                        unit_name="batch")
@@ -208,6 +219,8 @@ class FeatureCache:
             features.append(batch_features)
             masks.append(batch_mask)
             labels.append(np.asarray(batch_labels))
+            if len(element) > 2 and element[2] is not None:
+                weights.append(np.asarray(element[2]))
             progress.add(1)
         if extractor is None:
             raise ValueError("The dataset given to the search yielded no batches.")
@@ -216,6 +229,8 @@ class FeatureCache:
             np.concatenate(masks),
             np.concatenate(labels),
             batch_size,
+            # `(clips, labels, sample_weight)` batches keep their weights.
+            np.concatenate(weights) if weights else None,
         )
 
 

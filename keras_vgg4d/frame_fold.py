@@ -150,8 +150,8 @@ class FrameFold(keras.layers.Wrapper):
     (that is, `batch * N` frames per call of the wrapped layer) in a
     sequential loop, which bounds peak memory on long clips and gives the
     same result. The loop is a `tf.while_loop` on TensorFlow (time may be
-    unknown) and `keras.ops.scan` over the chunks on JAX (`lax.scan`) and
-    PyTorch.
+    unknown) and a Python loop over the chunks on JAX and PyTorch, where
+    every size is known when the layer runs.
 
     A mask of shape `(batch, time)`, or `(batch, time, ...)` like the masks
     of `keras.layers.Masking`, must match the input's batch and time sizes
@@ -415,7 +415,7 @@ class FrameFold(keras.layers.Wrapper):
 
         tf = tensorflow_if_loaded()
         if tf is None:
-            return self._scan_chunks(x, mask, batch, num_chunks, time, training)
+            return self._loop_chunks(x, mask, batch, num_chunks, time, training)
 
         def step(i):
             frame_mask = None if mask is None else mask[i]
@@ -433,16 +433,20 @@ class FrameFold(keras.layers.Wrapper):
         )
         return _from_chunks(outputs.stack(), batch, num_chunks, chunk, time)
 
-    def _scan_chunks(self, x, mask, batch, num_chunks, time, training):
-        """The chunks one after another through `keras.ops.scan`."""
-        chunks = (x,) if mask is None else (x, mask)
-
-        def step(carry, chunk):
-            frame_mask = None if mask is None else chunk[1]
-            return carry, self._call_frames(chunk[0], training, frame_mask)
-
-        _, outputs = ops.scan(step, ops.zeros((), "int32"), chunks)
-        return _from_chunks(outputs, batch, num_chunks, self.frame_chunk, time)
+    def _loop_chunks(self, x, mask, batch, num_chunks, time, training):
+        """The chunks one after another, in a Python loop: on JAX and
+        PyTorch every size is known, so `num_chunks` is a number. (A
+        `lax.scan` would break wrapped layers that update state, such as
+        `Dropout`'s seed or `BatchNormalization`'s moving statistics.)"""
+        outputs = [
+            self._call_frames(
+                x[i], training, None if mask is None else mask[i]
+            )
+            for i in range(num_chunks)
+        ]
+        return _from_chunks(
+            ops.stack(outputs), batch, num_chunks, self.frame_chunk, time
+        )
 
     def get_config(self):
         config = super().get_config()

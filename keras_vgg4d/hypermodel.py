@@ -415,6 +415,9 @@ def _head_data(train, validation, kwargs):
                for part in parts)
     )
     if as_arrays:
+        if train.sample_weight is not None:
+            # The weights a `(clips, labels, sample_weight)` dataset gave.
+            kwargs["sample_weight"] = train.sample_weight
         return (train.inputs, train.labels), (
             None if validation is None else validation.data
         )

@@ -118,6 +118,19 @@ def _datasets():
     }
 
 
+def _weighted_datasets():
+    x, y = _data(9, 0)
+    val_x, val_y = _data(5, 1)
+    weights = np.array([1, 0, 2, 1, 0, 1, 3, 1, 0], "float32")
+    val_weights = np.array([1.0, 0.0, 3.0, 0.0, 1.0], "float32")
+    return {
+        "x": tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(4),
+        "validation_data": tf.data.Dataset.from_tensor_slices(
+            (val_x, val_y, val_weights)).batch(2),
+        "epochs": 2,
+    }
+
+
 @pytest.mark.parametrize(
     "fit_kwargs, train_batches, test_batches",
     [
@@ -126,9 +139,10 @@ def _datasets():
         (_arrays_with_validation_data, 2 * 3, 2 * 2),
         (_arrays_with_weighted_validation_data, 2 * 3, 2 * 2),
         (_datasets, 2 * 3, 2 * 3),
+        (_weighted_datasets, 2 * 3, 2 * 3),
     ],
     ids=["validation_split", "validation_data", "weighted_validation_data",
-         "datasets"],
+         "datasets", "weighted_datasets"],
 )
 def test_cached_fit_trains_and_validates_as_the_plain_fit(
     fit_kwargs, train_batches, test_batches

@@ -1174,3 +1174,23 @@ def test_chunked_training_step_equals_unchunked(chunk):
     # Training moved the convolution's kernel: a gradient reached it
     # through the chunk loop.
     assert np.abs(chunked[0] - initial[0]).max() > 1e-4
+
+
+def test_chunks_of_layers_with_state_train():
+    """`Dropout`'s seed and `BatchNormalization`'s moving statistics change
+    inside the chunk loop: `fit` runs on every backend (a `lax.scan` over
+    the chunks would leak them out of its body on JAX)."""
+    x = np.random.default_rng(0).random((4, 5, 6, 6, 1), dtype="float32")
+    inputs = keras.Input((5, 6, 6, 1))
+    frame = keras.Sequential([
+        keras.Input((6, 6, 1)), keras.layers.Conv2D(3, 3),
+        keras.layers.BatchNormalization(), keras.layers.Dropout(0.5),
+    ])
+    z = FrameFold(frame, frame_chunk=2)(inputs)
+    z = keras.layers.GlobalAveragePooling3D()(z)
+    model = keras.Model(inputs, keras.layers.Dense(2)(z))
+    model.compile("sgd", "mse")
+    history = model.fit(x, np.ones((4, 2)), epochs=2, batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    moving_mean = frame.layers[1].moving_mean
+    assert np.abs(keras.ops.convert_to_numpy(moving_mean)).max() > 1e-4
