@@ -8,6 +8,7 @@ alternating rounds (A, B, A, B, ...) after a warm-up, and medians are reported.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import time
 from typing import Callable
@@ -56,3 +57,17 @@ def machine() -> str:
         pass
     load = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     return f"{model}, {os.cpu_count()} CPU(s), load average {load}"
+
+
+def error_text(error: BaseException) -> str:
+    """One short line describing `error`, safe inside a Markdown cell."""
+    # Keras colours parts of its messages: drop the terminal escapes.
+    message = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    lines = lines or [""]
+    # Keras wraps a layer's error: "Exception encountered when calling
+    # X.call().", then the error itself on the next line.
+    text = " ".join(lines[:2] if lines[0].startswith("Exception enc") else
+                    lines[:1])
+    text = f"{type(error).__name__}: {text}".replace("|", "/")
+    return text if len(text) <= 240 else text[:237] + "..."

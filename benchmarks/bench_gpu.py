@@ -65,7 +65,6 @@ import gc
 import importlib.util
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -73,6 +72,7 @@ import tempfile
 import time
 
 from _timing import alternate
+from _timing import error_text
 from _timing import machine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,20 +119,6 @@ def table_flops(size) -> int:
     """Forward FLOPs of one frame (a multiply-add counts 2) from the table."""
     return sum(2 * h * w * cin * cout * 9 for h, w, cin, cout in
                conv_shapes(size))
-
-
-def error_text(error: BaseException) -> str:
-    """One short line describing `error`, safe inside a Markdown cell."""
-    # Keras colours parts of its messages: drop the terminal escapes.
-    message = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    lines = lines or [""]
-    # Keras wraps a layer's error: "Exception encountered when calling
-    # X.call().", then the error itself on the next line.
-    text = " ".join(lines[:2] if lines[0].startswith("Exception enc") else
-                    lines[:1])
-    text = f"{type(error).__name__}: {text}".replace("|", "/")
-    return text if len(text) <= 240 else text[:237] + "..."
 
 
 # --- worker side: budget, timing, records ----------------------------------
