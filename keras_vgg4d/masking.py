@@ -29,6 +29,7 @@ def masked_mean_over_time(values, mask=None):
 
     A clip whose frames are all masked gets zeros rather than NaN.
     """
+    values = ops.convert_to_tensor(values)
     if mask is None:
         return ops.mean(values, axis=1)
     weights = ops.cast(mask, values.dtype)
