@@ -28,6 +28,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from keras_vgg4d.backend import BACKENDS  # noqa: E402
 from keras_vgg4d.tuning.configs import DEFAULTS  # noqa: E402
 from keras_vgg4d.tuning.configs import TUNERS  # noqa: E402
 from keras_vgg4d.tuning.search_data import load_search_data  # noqa: E402
@@ -91,7 +92,7 @@ def _add_data_arguments(add) -> None:
 
 
 def _add_search_arguments(add) -> None:
-    add("--backend", choices=("tensorflow", "jax", "torch"), default=None,
+    add("--backend", choices=BACKENDS, default=None,
         help="the Keras backend (default: KERAS_BACKEND, else tensorflow); "
              "on a CPU TensorFlow is the fastest, on a GPU JAX "
              "(docs/backends.md)")
@@ -399,10 +400,10 @@ def _run_under_backend(backend: str, argv: list[str]) -> int:
     `keras_vgg4d` imports Keras; `--backend` therefore starts the search in
     a new process with `KERAS_BACKEND` set, as a user would.
     """
-    package = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-    if importlib.util.find_spec(package[backend]) is None:
+    # Each backend's package has the backend's name.
+    if importlib.util.find_spec(backend) is None:
         print(f"vgg4d-tune: error: --backend {backend} needs the "
-              f"'{package[backend]}' package, which is not installed "
+              f"'{backend}' package, which is not installed "
               f"(pip install {'jax[cpu]' if backend == 'jax' else backend})",
               file=sys.stderr)
         return 1
