@@ -213,12 +213,24 @@ class Conv3DHead(TemporalHead):
     classifies. Channels stay channels: the convolution runs over time, height
     and width.
 
+    Small frames give small maps: VGG19's block 5 is 1x1 for 32x32 frames
+    and 3x3 for 112x112 ones, where most of a 3x3 spatial kernel reads
+    padding. `spatial_kernel="auto"` therefore uses temporal-only kernels
+    (`temporal_kernel x 1 x 1`) on 1x1 maps and 3x3 ones on larger maps.
+    `factorized=True` splits each layer in two, as (2+1)D networks do (Tran
+    et al., 2018, "A Closer Look at Spatiotemporal Convolutions"): a
+    spatial `1 x k x k` convolution to `filters` channels, then a temporal
+    `temporal_kernel x 1 x 1` one.
+
     Args:
         num_classes: Number of classes, >= 2.
         filters: Filters of each `Conv3D` layer.
         temporal_kernel: Kernel size along time, >= 1.
-        spatial_kernel: Kernel size along height and width, >= 1.
-        num_layers: Number of `Conv3D` + ReLU layers, >= 1.
+        spatial_kernel: Kernel size along height and width, >= 1, or
+            `"auto"`: 1 on 1x1 feature maps, else 3.
+        num_layers: Number of (factorized) `Conv3D` + ReLU layers, >= 1.
+        factorized: Whether each layer is a spatial then a temporal
+            convolution ((2+1)D) instead of one spatiotemporal one.
         pooling: Pooling over time and space after the convolutions,
             `"avg"` or `"max"`.
         dropout: Dropout rate before the classifier.
@@ -254,11 +266,12 @@ class Conv3DHead(TemporalHead):
         num_classes: int,
         filters: int = 64,
         temporal_kernel: int = 3,
-        spatial_kernel: int = 3,
+        spatial_kernel: int | str = "auto",
         num_layers: int = 1,
         pooling: str = "avg",
         dropout: float = 0.0,
         normalize: bool = True,
+        factorized: bool = False,
         **kwargs,
     ):
         super().__init__(
@@ -267,7 +280,10 @@ class Conv3DHead(TemporalHead):
         owner = "Conv3DHead"
         filters = check_integer(owner, "filters", filters, 1)
         temporal_kernel = check_integer(owner, "temporal_kernel", temporal_kernel, 1)
-        spatial_kernel = check_integer(owner, "spatial_kernel", spatial_kernel, 1)
+        if spatial_kernel != "auto":
+            spatial_kernel = check_integer(
+                owner, "spatial_kernel", spatial_kernel, 1
+            )
         num_layers = check_integer(owner, "num_layers", num_layers, 1)
         check_choice(owner, "pooling", pooling, ("avg", "max"))
         self.filters = filters
@@ -275,21 +291,47 @@ class Conv3DHead(TemporalHead):
         self.spatial_kernel = spatial_kernel
         self.num_layers = num_layers
         self.pooling = pooling
-        self.convs = [
+        self.factorized = check_bool(owner, "factorized", factorized)
+        # Made in `build`, where the feature map's size picks the kernel.
+        self.convs = []
+
+    def kernel_sizes(self, map_size) -> list[tuple[int, int, int]]:
+        """The `(time, h, w)` kernel of each convolution, for `(h, w)` maps."""
+        spatial = self.spatial_kernel
+        if spatial == "auto":
+            spatial = 1 if tuple(map_size) == (1, 1) else 3
+        if not self.factorized:
+            return [(self.temporal_kernel, spatial, spatial)] * self.num_layers
+        return [(1, spatial, spatial), (self.temporal_kernel, 1, 1)] * (
+            self.num_layers
+        )
+
+    def _make_convs(self, map_size):
+        kernels = self.kernel_sizes(map_size)
+        if self.factorized:
+            names = [
+                f"conv3d_{i // 2 + 1}_{'spatial' if i % 2 == 0 else 'temporal'}"
+                for i in range(len(kernels))
+            ]
+        else:
+            names = [f"conv3d_{i + 1}" for i in range(len(kernels))]
+        return [
             keras.layers.Conv3D(
-                filters,
-                (temporal_kernel, spatial_kernel, spatial_kernel),
+                self.filters,
+                kernel,
                 padding="same",
                 activation="relu",
-                name=f"conv3d_{i + 1}",
+                name=name,
             )
-            for i in range(num_layers)
+            for kernel, name in zip(kernels, names)
         ]
 
     def build(self, input_shape):
         self._check_input_shape(input_shape)
         shape = tuple(input_shape)
         self.build_normalization(shape)
+        if not self.convs:
+            self.convs = self._make_convs(shape[2:4])
         for conv in self.convs:
             conv.build(shape)
             shape = conv.compute_output_shape(shape)
@@ -328,6 +370,7 @@ class Conv3DHead(TemporalHead):
                 "spatial_kernel": self.spatial_kernel,
                 "num_layers": self.num_layers,
                 "pooling": self.pooling,
+                "factorized": self.factorized,
             }
         )
         return config

@@ -26,6 +26,7 @@ from keras_vgg4d.metrics import OBJECTIVES
 from keras_vgg4d.metrics import SparseAUC
 from keras_vgg4d.metrics import SparseMacroF1
 from keras_vgg4d.model import VGG4DClassifier
+from keras_vgg4d.optimizers import default_optimizer
 from keras_vgg4d.precision import resolve_precision
 from keras_vgg4d.shared_backbone import SharedBackbone
 from keras_vgg4d.validation import check_arrays
@@ -213,7 +214,10 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             if name == head:
                 head_options = options
         # The learning rate is read back in `compile_model`, where it is used.
-        hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
+        # Centred, on a log scale, on the heads' default rates (1e-2 for
+        # the frame-wise head, 3e-3 for the others; see
+        # `keras_vgg4d.optimizers.DEFAULT_LEARNING_RATES`).
+        hp.Float("learning_rate", 3e-4, 3e-2, sampling="log", default=3e-3)
         dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.0)
 
         augment = None
@@ -243,7 +247,9 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         model when the trial trains on cached features.
         """
         model.compile(
-            optimizer=keras.optimizers.Adam(hp.get("learning_rate")),
+            optimizer=default_optimizer(
+                hp.get("learning_rate"), self.trainable_blocks
+            ),
             loss="sparse_categorical_crossentropy",
             metrics=self.metrics(),
         )

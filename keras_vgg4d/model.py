@@ -15,6 +15,8 @@ from keras_vgg4d.heads import get_head
 from keras_vgg4d.layout import to_time_major
 from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.masking import nonzero_frames
+from keras_vgg4d.optimizers import DEFAULT_LEARNING_RATES
+from keras_vgg4d.optimizers import default_optimizer
 from keras_vgg4d.version import __version__
 
 
@@ -248,6 +250,51 @@ class VGG4DClassifier(keras.Model):
         """`keras.Model.predict`, after checking NumPy clips."""
         self._check_arrays("predict", x)
         return super().predict(x, *args, **kwargs)
+
+    def compile(
+        self,
+        optimizer="auto",
+        loss="auto",
+        *,
+        metrics="auto",
+        **kwargs,
+    ):
+        """`keras.Model.compile`, with defaults fit for a few hundred clips.
+
+        As KerasHub's task models do, each argument left `"auto"` takes a
+        default for this task:
+
+        - `optimizer`: Adam at the head's rate in
+          `keras_vgg4d.optimizers.DEFAULT_LEARNING_RATES` (1e-2 for
+          `"framewise"`, 3e-3 for `"conv3d"` and `"lstm"`), under which
+          the head learns in a dozen epochs on a few hundred clips; with
+          `trainable_blocks > 0`, a `DiscriminativeAdam` that moves the
+          backbone's blocks at `BACKBONE_RATE_SCALE` (0.03) of it;
+        - `loss`: sparse categorical cross-entropy on the probabilities the
+          model returns (integer labels);
+        - `metrics`: accuracy.
+
+        Any argument given explicitly wins; the others are passed to
+        `keras.Model.compile` unchanged.
+        """
+        if optimizer == "auto":
+            optimizer = default_optimizer(
+                DEFAULT_LEARNING_RATES[self.temporal_head], self.trainable_blocks
+            )
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy()
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        """Compiles as a saved model was compiled (`.keras` loading)."""
+        # Keras' own skips models that override `compile`; this `compile`
+        # takes everything `get_compile_config` wrote.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def compute_output_shape(self, input_shape):
         return (tuple(input_shape)[0], self.num_classes)

@@ -118,9 +118,11 @@ def test_config_round_trip(name):
 HEAD_DEFAULTS = {
     "framewise": {"units": 0, "pooling": "avg", "dropout": 0.0,
                   "normalize": True},
-    "conv3d": {"filters": 64, "temporal_kernel": 3, "spatial_kernel": 3,
+    # "auto" is 3 except on 1x1 maps, where a 3x3 kernel's border reads
+    # only padding (test_temporal_kernels_on_1x1_maps_lose_nothing).
+    "conv3d": {"filters": 64, "temporal_kernel": 3, "spatial_kernel": "auto",
                "num_layers": 1, "pooling": "avg", "dropout": 0.0,
-               "normalize": True},
+               "normalize": True, "factorized": False},
     "lstm": {"units": 64, "num_layers": 1, "bidirectional": False,
              "pooling": "avg", "dropout": 0.0, "normalize": True},
 }
@@ -470,3 +472,87 @@ def test_a_head_of_ones_own_gets_the_base_defaults():
     x = features((2, 3, 2, 2, 8))
     np.testing.assert_allclose(head(x, training=True),
                                head(x, training=False), rtol=1e-6)
+
+
+# Conv3DHead on small feature maps: the kernel follows the map's size, and
+# (2+1)D factorization.
+
+
+@pytest.mark.parametrize(
+    "options, map_size, expected",
+    [
+        ({}, (1, 1), [(3, 1, 1)]),
+        ({}, (3, 3), [(3, 3, 3)]),
+        ({}, (None, None), [(3, 3, 3)]),
+        ({"spatial_kernel": 3}, (1, 1), [(3, 3, 3)]),
+        ({"temporal_kernel": 2, "num_layers": 2}, (1, 1), [(2, 1, 1)] * 2),
+        ({"factorized": True}, (1, 1), [(1, 1, 1), (3, 1, 1)]),
+        ({"factorized": True, "num_layers": 2}, (7, 7),
+         [(1, 3, 3), (3, 1, 1)] * 2),
+    ],
+)
+def test_conv3d_kernel_sizes_follow_the_map(options, map_size, expected):
+    head = Conv3DHead(2, filters=4, **options)
+    assert head.kernel_sizes(map_size) == expected
+    if None not in map_size:
+        head.build((None, 3, *map_size, 8))
+        assert [tuple(c.kernel.shape[:3]) for c in head.convs] == expected
+
+
+def test_temporal_kernels_on_1x1_maps_lose_nothing():
+    """On 1x1 maps only a 3x3 kernel's centre reads a pixel, the rest reads
+    padding: the "auto" head with that centre as its kernel answers the same."""
+    x = np.random.default_rng(0).normal(size=(2, 4, 1, 1, 8)).astype("float32")
+    mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
+    full = Conv3DHead(3, filters=4, spatial_kernel=3)
+    auto = Conv3DHead(3, filters=4)
+    full.build(x.shape)
+    auto.build(x.shape)
+    weights = full.get_weights()
+    auto.set_weights(
+        [w[:, 1:2, 1:2] if w.ndim == 5 else w for w in weights]
+    )
+    np.testing.assert_allclose(
+        np.asarray(auto(x, mask=mask)), np.asarray(full(x, mask=mask)),
+        rtol=1e-5, atol=1e-6,
+    )
+
+
+def test_factorized_conv3d_is_spatial_then_temporal():
+    x = np.random.default_rng(1).normal(size=(2, 4, 2, 2, 8)).astype("float32")
+    head = Conv3DHead(3, filters=4, factorized=True, normalize=False,
+                      spatial_kernel=1)
+    y = np.asarray(head(x))
+    spatial, temporal = head.convs
+    assert (spatial.name, temporal.name) == (
+        "conv3d_1_spatial", "conv3d_1_temporal")
+    pooled = np.mean(np.asarray(temporal(spatial(x))), axis=(1, 2, 3))
+    expected = np.asarray(head.softmax(head.classifier(pooled)))
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+    # The temporal convolution makes the answer depend on the frame order.
+    reversed_y = np.asarray(head(x[:, ::-1]))
+    assert not np.allclose(y, reversed_y, atol=1e-4)
+
+
+@pytest.mark.parametrize("options", [{"factorized": True}, {}])
+def test_conv3d_config_round_trip_keeps_the_answers(options):
+    x = np.random.default_rng(2).normal(size=(2, 3, 1, 1, 8)).astype("float32")
+    head = Conv3DHead(2, filters=4, **options)
+    y = np.asarray(head(x))
+    clone = Conv3DHead.from_config(head.get_config())
+    clone.build(x.shape)
+    clone.set_weights(head.get_weights())
+    assert clone.get_config() == head.get_config()
+    np.testing.assert_allclose(np.asarray(clone(x)), y, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "value", ["same", 0, 2.5, None])
+def test_bad_spatial_kernel_is_named(value):
+    with pytest.raises(ValueError, match="spatial_kernel"):
+        Conv3DHead(2, spatial_kernel=value)
+
+
+def test_bad_factorized_is_named():
+    with pytest.raises(ValueError, match="factorized"):
+        Conv3DHead(2, factorized="yes")

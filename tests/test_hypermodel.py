@@ -36,14 +36,17 @@ def test_defaults_and_inactive_hyperparameters():
         "temporal_head": "framewise",
         "framewise_units": 0,
         "framewise_pooling": "avg",
-        "learning_rate": 1e-3,
+        "learning_rate": 3e-3,
         "dropout": 0.0,
     }
+    # The learning rate is searched on a log scale centred on the default.
+    rate = next(h for h in hp.space if h.name == "learning_rate")
+    assert (rate.min_value, rate.max_value) == pytest.approx((3e-4, 3e-2))
     # The inactive heads' hyperparameters are declared, but conditional.
     names = {h.name for h in hp.space}
     assert {"conv3d_filters", "lstm_units", "lstm_bidirectional"} <= names
     assert isinstance(model.optimizer, keras.optimizers.Adam)
-    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-3)
     assert model.loss == "sparse_categorical_crossentropy"
 
 
