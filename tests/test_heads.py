@@ -28,9 +28,11 @@ HEAD_CASES = [
     (FramewiseHead, {"num_classes": 3}, 4),
     (FramewiseHead, {"num_classes": 3, "units": 8, "pooling": "max"}, 6),
     (FramewiseHead, {"num_classes": 3, "normalize": False}, 2),
-    (Conv3DHead, {"num_classes": 3, "filters": 4}, 6),
+    # (2+1)D: two convolutions a layer.
+    (Conv3DHead, {"num_classes": 3, "filters": 4}, 8),
     (Conv3DHead, {"num_classes": 3, "filters": 4, "num_layers": 2,
-                  "pooling": "max"}, 8),
+                  "pooling": "max"}, 12),
+    (Conv3DHead, {"num_classes": 3, "filters": 4, "factorized": False}, 6),
     (LSTMHead, {"num_classes": 3, "units": 4}, 7),
     (LSTMHead, {"num_classes": 3, "units": 4, "bidirectional": True,
                 "num_layers": 2}, 2 + 2 * 3 * 2 + 2),
@@ -122,7 +124,7 @@ HEAD_DEFAULTS = {
     # only padding (test_temporal_kernels_on_1x1_maps_lose_nothing).
     "conv3d": {"filters": 64, "temporal_kernel": 3, "spatial_kernel": "auto",
                "num_layers": 1, "pooling": "avg", "dropout": 0.0,
-               "normalize": True, "factorized": False},
+               "normalize": True, "factorized": True},
     "lstm": {"units": 64, "num_layers": 1, "bidirectional": False,
              "pooling": "avg", "dropout": 0.0, "normalize": True},
 }
@@ -440,7 +442,8 @@ def test_any_frame_size_and_length_but_known_channels(name):
 def test_conv3d_head_pools_over_time_and_space_as_named(pooling, reduce):
     """The classifier reads the convolved maps pooled over time, height and
     width: averaged or maximum, as `pooling` says."""
-    head = Conv3DHead(3, filters=4, pooling=pooling, normalize=False)
+    head = Conv3DHead(3, filters=4, pooling=pooling, normalize=False,
+                      factorized=False)
     x = features((2, 3, 2, 2, 8))
     y = np.asarray(head(x))
     maps = np.asarray(head.convs[0](x))
@@ -481,14 +484,14 @@ def test_a_head_of_ones_own_gets_the_base_defaults():
 @pytest.mark.parametrize(
     "options, map_size, expected",
     [
-        ({}, (1, 1), [(3, 1, 1)]),
-        ({}, (3, 3), [(3, 3, 3)]),
-        ({}, (None, None), [(3, 3, 3)]),
-        ({"spatial_kernel": 3}, (1, 1), [(3, 3, 3)]),
-        ({"temporal_kernel": 2, "num_layers": 2}, (1, 1), [(2, 1, 1)] * 2),
-        ({"factorized": True}, (1, 1), [(1, 1, 1), (3, 1, 1)]),
-        ({"factorized": True, "num_layers": 2}, (7, 7),
-         [(1, 3, 3), (3, 1, 1)] * 2),
+        ({"factorized": False}, (1, 1), [(3, 1, 1)]),
+        ({"factorized": False}, (3, 3), [(3, 3, 3)]),
+        ({"factorized": False}, (None, None), [(3, 3, 3)]),
+        ({"factorized": False, "spatial_kernel": 3}, (1, 1), [(3, 3, 3)]),
+        ({"factorized": False, "temporal_kernel": 2, "num_layers": 2},
+         (1, 1), [(2, 1, 1)] * 2),
+        ({}, (1, 1), [(1, 1, 1), (3, 1, 1)]),
+        ({"num_layers": 2}, (7, 7), [(1, 3, 3), (3, 1, 1)] * 2),
     ],
 )
 def test_conv3d_kernel_sizes_follow_the_map(options, map_size, expected):
@@ -504,8 +507,8 @@ def test_temporal_kernels_on_1x1_maps_lose_nothing():
     padding: the "auto" head with that centre as its kernel answers the same."""
     x = np.random.default_rng(0).normal(size=(2, 4, 1, 1, 8)).astype("float32")
     mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
-    full = Conv3DHead(3, filters=4, spatial_kernel=3)
-    auto = Conv3DHead(3, filters=4)
+    full = Conv3DHead(3, filters=4, spatial_kernel=3, factorized=False)
+    auto = Conv3DHead(3, filters=4, factorized=False)
     full.build(x.shape)
     auto.build(x.shape)
     weights = full.get_weights()
@@ -534,7 +537,7 @@ def test_factorized_conv3d_is_spatial_then_temporal():
     assert not np.allclose(y, reversed_y, atol=1e-4)
 
 
-@pytest.mark.parametrize("options", [{"factorized": True}, {}])
+@pytest.mark.parametrize("options", [{"factorized": False}, {}])
 def test_conv3d_config_round_trip_keeps_the_answers(options):
     x = np.random.default_rng(2).normal(size=(2, 3, 1, 1, 8)).astype("float32")
     head = Conv3DHead(2, filters=4, **options)
@@ -551,6 +554,15 @@ def test_conv3d_config_round_trip_keeps_the_answers(options):
 def test_bad_spatial_kernel_is_named(value):
     with pytest.raises(ValueError, match="spatial_kernel"):
         Conv3DHead(2, spatial_kernel=value)
+
+
+def test_a_head_saved_before_factorized_loads_unfactorized():
+    config = Conv3DHead(2, filters=4, factorized=False).get_config()
+    del config["factorized"]
+    head = Conv3DHead.from_config(config)
+    assert not head.factorized
+    head.build((None, 3, 1, 1, 8))
+    assert [c.name for c in head.convs] == ["conv3d_1"]
 
 
 def test_bad_factorized_is_named():

@@ -46,8 +46,10 @@ OBSERVED = {
     "framewise_units": _framewise_units,
     "framewise_pooling": _head_pooling,
     "conv3d_filters": lambda m: _conv(m).kernel.shape[-1],
-    "conv3d_temporal_kernel": lambda m: _conv(m).kernel.shape[0],
-    "conv3d_num_layers": lambda m: len(m.head.convs),
+    # (2+1)D: each layer is a spatial then a temporal convolution.
+    "conv3d_temporal_kernel": lambda m: _conv(m, -1).kernel.shape[0],
+    "conv3d_num_layers": lambda m: sum(
+        c.name.endswith("_temporal") for c in m.head.convs),
     "conv3d_pooling": _head_pooling,
     "lstm_units": lambda m: _lstm(m).cell.units,
     "lstm_bidirectional": lambda m: isinstance(
