@@ -20,8 +20,16 @@ from keras_vgg4d.version import __version__
 # run a saved model.
 _LAZY = {
     "VGG4DHyperModel": "keras_vgg4d.hypermodel",
+    "calibrate": "keras_vgg4d.calibration",
     "data": "keras_vgg4d.data",
     "explain": "keras_vgg4d.explain",
+    "multiview_accuracy": "keras_vgg4d.multiview",
+    "predict_sources": "keras_vgg4d.multiview",
+    "predict_studies": "keras_vgg4d.multiview",
+    "predict_views": "keras_vgg4d.multiview",
+    "spatial_crops": "keras_vgg4d.multiview",
+    "view_frame_indices": "keras_vgg4d.multiview",
+    "view_windows": "keras_vgg4d.multiview",
 }
 
 
@@ -47,6 +55,14 @@ __all__ = [
     "VGG4DClassifier",
     "VGG4DHyperModel",
     "__version__",
+    "calibrate",
     "data",
     "explain",
+    "multiview_accuracy",
+    "predict_sources",
+    "predict_studies",
+    "predict_views",
+    "spatial_crops",
+    "view_frame_indices",
+    "view_windows",
 ]

@@ -199,13 +199,13 @@ class TemporalVGG19(keras.layers.Layer):
         self.supports_masking = True
         self.frame_fold = None
 
-    def _clip_shape(self, input_shape):
+    def _clip_shape(self, input_shape, known_frame_size=True):
         """Validates `input_shape`; returns it time-major."""
         return check_clip_shape(
             "The input of TemporalVGG19",
             input_shape,
             self.time_axis,
-            known_frame_size=True,
+            known_frame_size=known_frame_size,
             allow_empty=True,
         )
 
@@ -267,7 +267,9 @@ class TemporalVGG19(keras.layers.Layer):
         return mask
 
     def call(self, inputs, training=None, mask=None):
-        self._clip_shape(inputs.shape)
+        # A graph traced for several frame sizes (Keras' `predict` relaxes
+        # them to None after a second size) checks the sizes it knows.
+        self._clip_shape(inputs.shape, known_frame_size=False)
         inputs = ops.cast(inputs, self.compute_dtype)
         if not self.trainable_weights:
             training = False

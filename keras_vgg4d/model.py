@@ -56,6 +56,12 @@ class VGG4DClassifier(keras.Model):
         frame_chunk: Passed to `TemporalVGG19`: frames per backbone call, to
             bound memory on long clips.
         mask_padded_frames: Whether all-zero frames are masked out.
+        temperature: Temperature scaling of the answers, > 0: the model
+            returns `softmax(log(p) / temperature)` of the head's
+            probabilities `p` (the same class wins; above 1 the answers are
+            less confident, below 1 more). `1.0` leaves them as they are.
+            `keras_vgg4d.calibration.calibrate` fits and sets it; to change
+            it on a model in use, call `calibration.set_temperature`.
         **kwargs: Base model keyword arguments, such as `name`.
 
     Call arguments:
@@ -92,6 +98,7 @@ class VGG4DClassifier(keras.Model):
         head_options: dict | None = None,
         frame_chunk: int | None = None,
         mask_padded_frames: bool = True,
+        temperature: float = 1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -104,6 +111,15 @@ class VGG4DClassifier(keras.Model):
         mask_padded_frames = validation.check_bool(
             "VGG4DClassifier", "mask_padded_frames", mask_padded_frames
         )
+        # `0 < t < inf` is false for NaN too.
+        if not (validation.is_number(temperature)
+                and 0.0 < float(temperature) < float("inf")):
+            raise ValueError(
+                "VGG4DClassifier expects `temperature` to be a positive "
+                "number (1.0 leaves the head's probabilities unchanged; "
+                "`keras_vgg4d.calibration.calibrate` fits one), received: "
+                f"temperature={temperature!r}"
+            )
         head_options = dict(head_options or {})
         if "dropout" in head_options:
             raise ValueError(
@@ -133,6 +149,7 @@ class VGG4DClassifier(keras.Model):
         self.head_options = head_options
         self.frame_chunk = frame_chunk
         self.mask_padded_frames = mask_padded_frames
+        self.temperature = float(temperature)
         self.backbone = TemporalVGG19(
             weights=weights,
             trainable_blocks=trainable_blocks,
@@ -214,7 +231,14 @@ class VGG4DClassifier(keras.Model):
         if self.augment is not None:
             clips = self.augment(clips, training=training)
         features = self.backbone(clips, training=training)
-        return self.head(features, mask=mask, training=training)
+        probabilities = self.head(features, mask=mask, training=training)
+        if self.temperature == 1.0:
+            return probabilities
+        # Temperature scaling: softmax(log(p) / T) = softmax(logits / T),
+        # in float32, log(0) kept finite at float32's smallest normal.
+        probabilities = keras.ops.cast(probabilities, "float32")
+        log_p = keras.ops.log(keras.ops.maximum(probabilities, 1.1754944e-38))
+        return keras.ops.softmax(log_p / self.temperature, axis=-1)
 
     def _check_arrays(self, caller, x, y=None, validation_data=None):
         validation.check_arrays(
@@ -401,6 +425,7 @@ class VGG4DClassifier(keras.Model):
             "head_options": dict(self.head_options),
             "frame_chunk": self.frame_chunk,
             "mask_padded_frames": self.mask_padded_frames,
+            "temperature": self.temperature,
             "package_version": __version__,
         }
         return config

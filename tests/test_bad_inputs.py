@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from keras_vgg4d.augment import ScipyAugment
+from keras_vgg4d.calibration import calibrate
 from keras_vgg4d.backbone import TemporalVGG19
 from keras_vgg4d import data
 from keras_vgg4d.data import demo_class_names
@@ -33,6 +34,13 @@ from keras_vgg4d.heads import LSTMHead
 from keras_vgg4d.heads import get_head
 from keras_vgg4d.hypermodel import VGG4DHyperModel
 from keras_vgg4d.model import VGG4DClassifier
+from keras_vgg4d.multiview import multiview_accuracy
+from keras_vgg4d.multiview import predict_sources
+from keras_vgg4d.multiview import predict_studies
+from keras_vgg4d.multiview import predict_views
+from keras_vgg4d.multiview import spatial_crops
+from keras_vgg4d.multiview import view_frame_indices
+from keras_vgg4d.multiview import view_windows
 from keras_vgg4d.tuning import search
 
 CLIP = (3, 32, 32, 3)
@@ -406,6 +414,30 @@ CASES = [
     ("data/split_fraction", lambda p: split_balanced(
         clips(4), labels(0, 1, 0, 1), validation_fraction=1.5),
      ValueError, r"validation_fraction.*1\.5"),
+    # Calibration and multi-view answers
+    ("calibrate/labels_out_of_range", lambda p: calibrate(
+        classifier(), clips(2), labels(0, 5)),
+     ValueError, r"calibrate.*\(5\)"),
+    ("multiview/view_windows_length", lambda p: view_windows(0, 2),
+     ValueError, r"length=0"),
+    ("multiview/view_frame_indices_sampling", lambda p: view_frame_indices(
+        8, 4, sampling="sideways"),
+     ValueError, r"sampling='sideways'"),
+    ("multiview/spatial_crops_count", lambda p: spatial_crops(
+        32, 32, crops=2),
+     ValueError, r"crops=2"),
+    ("multiview/predict_views_windows", lambda p: predict_views(
+        classifier(), clips(2), num_windows=0),
+     ValueError, r"num_windows=0"),
+    ("multiview/predict_sources_not_sources", lambda p: predict_sources(
+        classifier(), [1, 2]),
+     ValueError, r"ClipSource.*predict_views"),
+    ("multiview/predict_studies_ids", lambda p: predict_studies(
+        classifier(), clips(2), studies=[1]),
+     ValueError, r"2 clips but 1 study"),
+    ("multiview/accuracy_labels", lambda p: multiview_accuracy(
+        classifier(), clips(2), labels=[0]),
+     ValueError, r"2 clips but 1 labels"),
     # vgg4d-tune
     ("cli/data_missing", lambda p: cli(p, "--data", str(p / "clips.npz")),
      FileNotFoundError, r"clips\.npz"),

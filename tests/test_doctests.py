@@ -41,6 +41,9 @@ WITH_EXAMPLES = {
     "keras_vgg4d.precision",
     "keras_vgg4d.class_weight",
     "keras_vgg4d.studies",
+    "keras_vgg4d.optimizers",
+    "keras_vgg4d.calibration",
+    "keras_vgg4d.multiview",
 }
 
 
