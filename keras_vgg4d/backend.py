@@ -13,7 +13,8 @@ import importlib
 
 import keras
 
-BACKENDS = ("tensorflow", "jax", "torch")
+# Defined where the command line is read, without Keras.
+from keras_vgg4d_cli import BACKENDS  # noqa: F401
 
 
 def backend_name() -> str:

@@ -65,9 +65,11 @@ from keras_vgg4d.layout import validate_time_axis
 from keras_vgg4d.model import VGG4DClassifier
 from keras_vgg4d.pictures import draw_frame
 from keras_vgg4d.pictures import matplotlib_classes
+# `METHODS` and `DEFAULT_LAYER` are defined where vgg4d-explain's command
+# line is read, without Keras.
+from keras_vgg4d_cli import EXPLAIN_LAYER as DEFAULT_LAYER
+from keras_vgg4d_cli import EXPLAIN_METHODS as METHODS
 
-METHODS = ("occlusion", "gradient", "integrated_gradients")
-DEFAULT_LAYER = "block5_conv4"
 # Frames per call of the backbone, and per call of the head when it reruns
 # on many variants of a clip (occlusion, integrated gradients): bounds
 # memory on long clips and big batches.

@@ -14,59 +14,23 @@ under `--out`:
 - `importance.csv`: one row a clip: the class explained, its probability,
   the most important frame and every frame's importance.
 
+Classes are named by `--class-names`, or else by the `per_class.csv` that
+`vgg4d-tune` writes beside the models it saves.
+
 Errors are one line on stderr: exit code 2 for a wrong command line, 1 for
 a file, model or array that cannot be used.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import sys
-import zipfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-PROG = "vgg4d-explain"
-
-
-class _OneLineErrorParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of `vgg4d-explain`."""
-    from keras_vgg4d.explain import DEFAULT_LAYER
-    from keras_vgg4d.explain import METHODS
-
-    parser = _OneLineErrorParser(
-        prog=PROG,
-        description="Explain a saved VGG4DClassifier's predictions: "
-                    "frame importance and per-frame Grad-CAM, as pictures "
-                    "and a CSV.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add = parser.add_argument
-    add("model", metavar="MODEL.keras", help="a saved VGG4DClassifier")
-    add("clips", metavar="CLIPS.npy", help="clips, (n, time, h, w, channels)")
-    add("--out", default="explanations", help="folder to write into")
-    add("--class-index", type=int, default=None,
-        help="class to explain in every clip (default: the predicted one)")
-    add("--method", choices=METHODS, default="occlusion",
-        help="how frame importance is measured")
-    add("--time-axis", type=int, choices=(1, -1), default=None,
-        help="1: clips are (n, time, h, w, c); -1: (n, h, w, c, time); "
-             "default: the model's own time_axis")
-    add("--layer", default=DEFAULT_LAYER,
-        help="backbone convolution layer for Grad-CAM")
-    add("--class-names", default=None,
-        help="comma-separated class names, in label order")
-    add("--batch-size", type=int, default=8, help="clips explained at once")
-    add("--max-frames", type=int, default=16,
-        help="frames drawn a picture (the most important ones)")
-    return parser
+# The command line is read in `keras_vgg4d_cli`, which the `vgg4d-explain`
+# command runs first: it parses before Keras is imported.
+from keras_vgg4d_cli import build_explain_parser as build_parser  # noqa: F401
+from keras_vgg4d_cli import explain as main
 
 
 def load_inputs(args):
@@ -102,10 +66,7 @@ def run(args) -> int:
     if clips.ndim != 5 or len(clips) == 0:
         # explain() says what is wrong with the clips' shape.
         explain(model, clips, time_axis=args.time_axis)
-    names = (
-        [name.strip() for name in args.class_names.split(",")]
-        if args.class_names else None
-    )
+    names = class_names(args, getattr(model, "num_classes", None))
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for start in range(0, len(clips), args.batch_size):
@@ -124,6 +85,35 @@ def run(args) -> int:
     write_csv(os.path.join(args.out, "importance.csv"), rows)
     print(f"wrote {len(rows)} picture(s) and importance.csv to {args.out}")
     return 0
+
+
+def class_names(args, num_classes: int | None) -> list[str] | None:
+    """The class names, in label order: `--class-names`, else the classes
+    of the `per_class.csv` that vgg4d-tune wrote beside the model, else
+    `None` (classes are shown by index).
+
+    Raises:
+        ValueError: `per_class.csv` names another number of classes than
+            the model's `num_classes`.
+    """
+    if args.class_names:
+        return [name.strip() for name in args.class_names.split(",")]
+    path = os.path.join(os.path.dirname(os.path.abspath(args.model)),
+                        "per_class.csv")
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="") as file:
+        reader = csv.DictReader(file)
+        if "class" not in (reader.fieldnames or ()):
+            return None
+        names = [row["class"] for row in reader]
+    if num_classes is not None and len(names) != num_classes:
+        raise ValueError(
+            f"{path} names {len(names)} classes, the model has "
+            f"{num_classes}: it was written for another model. Name the "
+            f"classes with --class-names a,b,..."
+        )
+    return names
 
 
 def _csv_row(number, found, i, names) -> dict:
@@ -156,18 +146,6 @@ def write_csv(path: str, rows: list[dict]) -> None:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `vgg4d-explain` console script."""
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, OSError, ImportError, zipfile.BadZipFile) as error:
-        message = str(error).strip().splitlines()[0] if str(error) else ""
-        print(f"{PROG}: error: {type(error).__name__}: {message}",
-              file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":

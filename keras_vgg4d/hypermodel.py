@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
+import json
 import warnings
 
 import keras
@@ -33,6 +36,7 @@ from keras_vgg4d.validation import check_arrays
 from keras_vgg4d.validation import check_bool
 from keras_vgg4d.validation import check_choice
 from keras_vgg4d.validation import check_clip_shape
+from keras_vgg4d.validation import check_integer
 from keras_vgg4d.validation import check_num_classes
 
 
@@ -91,6 +95,13 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             1% from float32, several times faster on CPUs with AVX-512 BF16
             or AMX), or `"auto"` (bfloat16 where the CPU has those
             instructions). Heads always train in float32.
+        seed: An integer makes a search repeat: each trial's model is built
+            and trained after `keras.utils.set_random_seed` with a seed
+            drawn from `seed` and the trial's hyperparameter values (see
+            `trial_seed`), so its weights, dropout masks and data order
+            depend on those alone, not on the trials run before it; a
+            random backbone (`weights=None`) is drawn from `seed` alone.
+            `None` (default) leaves the global random state alone.
         **kwargs: `name` and `tunable`, passed to `keras_tuner.HyperModel`.
 
     Example:
@@ -121,6 +132,7 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         objective: str = "val_accuracy",
         class_weight: str | dict | None = None,
         precision: str = "float32",
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -143,6 +155,11 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             owner, "mask_padded_frames", mask_padded_frames
         )
         self.precision = precision
+        self.seed = check_integer(owner, "seed", seed, minimum=0,
+                                  allow_none=True)
+        # Fits run so far with each set of values: a tuner's
+        # `executions_per_trial` trains each execution from its own seed.
+        self._executions = collections.Counter()
         self.feature_cache = FeatureCache(
             feature_cache_dir, memory_limit_bytes, resolve_precision(precision)
         )
@@ -205,6 +222,30 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             )
         return HEAD_SEARCH_SPACES[name](hp)
 
+    def trial_seed(self, hp, stage: str = "build") -> int | None:
+        """The seed of the trial whose hyperparameters `hp` holds.
+
+        A digest of the hypermodel's `seed`, `hp.values` (all of them, as
+        `build` leaves them, defaults included), how many times these values
+        were trained before (0 for a trial's first execution) and `stage`
+        (`"build"` or `"fit"`): the same for the same trial in any search,
+        whatever ran before it. `None` without a `seed`.
+        """
+        if self.seed is None:
+            return None
+        values = _values_key(hp)
+        key = f"{self.seed}|{values}|{self._executions[values]}|{stage}"
+        digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
+        return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+    def _seed_trial(self, hp, stage: str) -> None:
+        seed = self.trial_seed(hp, stage)
+        if seed is None:
+            return
+        keras.utils.set_random_seed(seed)
+        if stage == "fit":
+            self._executions[_values_key(hp)] += 1
+
     def build(self, hp):
         head = hp.Choice("temporal_head", list(self.heads), default=self.heads[0])
         head_options = {}
@@ -220,6 +261,8 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         hp.Float("learning_rate", 3e-4, 3e-2, sampling="log", default=3e-3)
         dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.0)
 
+        # Seeded from every value the trial uses, defaults included.
+        self._seed_trial(hp, "build")
         augment = None
         if self.augment is not None:
             augment = self.augment.__class__.from_config(self.augment.get_config())
@@ -235,6 +278,10 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             mask_padded_frames=self.mask_padded_frames,
         )
         model.build((None, *self.input_shape))
+        if self.seed is not None and not self._backbone.holds_weights:
+            # A random backbone is drawn with NumPy: from `seed` alone, not
+            # from the values of whichever trial is built first.
+            np.random.seed(self.seed)
         self._backbone.share(model)
         self._compile_trial(model, hp)
         return model
@@ -303,6 +350,7 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
                 self.num_classes,
             )
             # The classifier checks NumPy data itself.
+            self._seed_trial(hp, "fit")
             return model.fit(x, y, validation_data=validation_data, **kwargs)
         if is_clip_dataset(x):
             train, validation = self._sampled_features(
@@ -332,6 +380,9 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             else OnWholeModel(callback, model)
             for callback in kwargs.get("callbacks") or []
         ]
+        # Seeded after the features: whether this trial computed them
+        # (the first of a search does) changes nothing in its training.
+        self._seed_trial(hp, "fit")
         return head_model.fit(*arguments, validation_data=validation, **kwargs)
 
     def _sampled_features(self, model, x, validation_data, kwargs):
@@ -397,6 +448,11 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         elif validation_split:
             train, validation = train.split(validation_split)
         return train, validation
+
+
+def _values_key(hp) -> str:
+    """`hp.values` as canonical JSON: the identity of a trial."""
+    return json.dumps(dict(hp.values), sort_keys=True, default=str)
 
 
 def _head_data(train, validation, kwargs):

@@ -11,6 +11,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+# Search objectives, defined where vgg4d-tune's command line is read.
+from keras_vgg4d_cli import OBJECTIVES  # noqa: F401
+
 
 class _FromIntegerLabels:
     """Mixin: one-hot integer labels before a one-hot Keras metric reads
@@ -80,15 +83,6 @@ class SparseAUC(_FromIntegerLabels, keras.metrics.AUC):
             multi_label=True, num_labels=num_classes, name=name, dtype=dtype
         )
         self.num_classes = num_classes
-
-
-# Search objectives: the validation metric and its direction.
-OBJECTIVES = {
-    "val_accuracy": "max",
-    "val_loss": "min",
-    "val_auc": "max",
-    "val_macro_f1": "max",
-}
 
 
 def objective_metrics(num_classes: int) -> list:

@@ -14,6 +14,7 @@ re-initialising the head changes them (Adebayo et al., 2018).
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -530,6 +531,37 @@ def test_command_errors_are_one_line(saved, tmp_path, capsys, arguments,
     assert error.startswith("vgg4d-explain: error: ")
     assert len(error.strip().splitlines()) == 1, error
     assert re.search(pattern, error), error
+
+
+def test_command_names_classes_from_the_searchs_per_class_csv(
+        saved, tmp_path, capsys):
+    """A model vgg4d-tune saved sits beside its per_class.csv: without
+    --class-names, the pictures, the CSV and the printed lines name the
+    classes from it."""
+    paths, x, model = saved
+    folder = tmp_path / "search"
+    folder.mkdir()
+    shutil.copy(paths["model"], folder / "best_model.keras")
+    names = ["left", "right", "up"]
+    (folder / "per_class.csv").write_text(
+        "class,precision,recall,f1,support\n"
+        + "".join(f"{n},0.5,0.5,0.5,2\n" for n in names))
+    out = tmp_path / "out"
+    argv = [str(folder / "best_model.keras"), paths["clips"], "--out",
+            str(out)]
+    assert explain_cli.main(argv) == 0
+    rows = (out / "importance.csv").read_text().splitlines()[1:]
+    found = explain(model, x)
+    assert [row.split(",")[2] for row in rows] == [
+        names[k] for k in found.class_index]
+    assert f"({names[found.class_index[0]]})" in capsys.readouterr().out
+    # Written for another model: said, with the way out.
+    (folder / "per_class.csv").write_text("class,f1\na,0.5\nb,0.5\n")
+    assert explain_cli.main(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("vgg4d-explain: error: ValueError: ")
+    assert "names 2 classes, the model has 3" in error
+    assert "--class-names" in error
 
 
 @pytest.mark.slow

@@ -60,7 +60,8 @@ def test_public_names_are_exported():
 
 
 def test_nothing_but_keras_vgg4d_is_installed_at_the_top_level(tmp_path):
-    """`tuning/` is installed as `keras_vgg4d.tuning`, never as `tuning`."""
+    """`tuning/` is installed as `keras_vgg4d.tuning`, never as `tuning`;
+    beside the package, only the commands' front, `keras_vgg4d_cli`."""
     import tomllib
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,8 +70,9 @@ def test_nothing_but_keras_vgg4d_is_installed_at_the_top_level(tmp_path):
     packages = project["tool"]["setuptools"]["packages"]
     assert all(p == "keras_vgg4d" or p.startswith("keras_vgg4d.")
                for p in packages)
+    assert project["tool"]["setuptools"]["py-modules"] == ["keras_vgg4d_cli"]
     for target in project["project"]["scripts"].values():
-        assert target.startswith("keras_vgg4d.")
+        assert target.startswith("keras_vgg4d_cli:")
     # From a folder without the repository's `tuning/`, only the package's.
     probe = ("import importlib.util as u; print(u.find_spec('tuning') is None,"
              " u.find_spec('keras_vgg4d.tuning.search') is not None)")
@@ -79,4 +81,4 @@ def test_nothing_but_keras_vgg4d_is_installed_at_the_top_level(tmp_path):
     assert out.split() == ["True", "True"]
     entry_points = importlib.metadata.entry_points(group="console_scripts")
     assert {e.value for e in entry_points if e.name == "vgg4d-tune"} == {
-        "keras_vgg4d.tuning.search:main"}
+        "keras_vgg4d_cli:tune"}

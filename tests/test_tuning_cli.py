@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -52,6 +53,9 @@ def test_search_writes_leaderboard_report_and_best_model(tmp_path, capsys):
     assert sum(counts) == 6  # the validation clips
     per_class = (project / "per_class.csv").read_text().splitlines()
     assert per_class[0] == "class,precision,recall,f1,support"
+    # Classes by name, not by index, in the report's files and pictures.
+    assert [line.split(",")[0] for line in per_class[1:]] == [
+        "red disk", "green striped square", "blue checkered triangle"]
     report = (project / "report.md").read_text()
     assert "learning_curves.png" in report and "per_class.csv" in report
     # Why the best model answered as it did, on up to 4 validation clips.
@@ -120,7 +124,8 @@ def test_npz_time_last_data_and_resume(tmp_path, capsys):
 
     x, y = demo_clips(n=16, frames=2, size=32, task="appearance", seed=1)
     path = tmp_path / "clips.npz"
-    np.savez(path, x=np.transpose(x, (0, 2, 3, 4, 1)), y=y)
+    np.savez(path, x=np.transpose(x, (0, 2, 3, 4, 1)), y=y,
+             class_names=np.array(["disk", "square", "triangle"]))
     args = ["--data", str(path), "--time-last", "--max-trials", "1",
             "--epochs", "1", "--batch-size", "4", "--quiet",
             "--heads", "lstm", "--directory", str(tmp_path / "runs")]
@@ -130,6 +135,8 @@ def test_npz_time_last_data_and_resume(tmp_path, capsys):
     assert search.main(args + ["--resume"]) == 0
     rows = json.loads((tmp_path / "runs" / "search" / "results.json").read_text())
     assert len(rows) == 1 and rows[0]["head"] == "lstm"
+    matrix = (tmp_path / "runs" / "search" / "confusion_matrix.csv").read_text()
+    assert matrix.splitlines()[0] == "true \\ predicted,disk,square,triangle"
 
 
 @pytest.mark.parametrize(
@@ -166,22 +173,43 @@ def test_bad_arguments_give_one_line(tmp_path, capsys, argv, status,
     assert not (tmp_path / "search").exists()  # failed before any search
 
 
+# The command as its console script runs it.
+COMMAND = "import sys, keras_vgg4d_cli; sys.exit(keras_vgg4d_cli.tune())"
+# The same, then a first computation of TensorFlow's (its first look at
+# the devices), as the search would do.
+COMMAND_THEN_COMPUTE = """
+import sys
+import keras_vgg4d_cli
+status = keras_vgg4d_cli.tune()
+import keras
+keras.ops.convert_to_numpy(keras.ops.ones(2) + 1)
+sys.exit(status)
+"""
+
+
+def _without_tf_log_level():
+    """The environment as a user has it who never set TF_CPP_MIN_LOG_LEVEL
+    (CI sets it)."""
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
 @pytest.mark.parametrize("argv, status", [(["--tuner", "grid"], 2),
                                           (["--patience", "-1"], 1)])
 def test_the_command_exits_with_one_line_and_no_traceback(tmp_path, argv,
                                                           status):
+    # `--patience -1` fails after TensorFlow is imported: absl's "All log
+    # messages before absl::InitializeLog()", the oneDNN, cudart_stub and
+    # cuInit lines must not show around the one line.
     result = subprocess.run(
-        [sys.executable, "-m", "keras_vgg4d.tuning.search", *argv,
+        [sys.executable, "-c", COMMAND_THEN_COMPUTE, *argv,
          "--directory", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        cwd=os.path.dirname(os.path.dirname(__file__)),
+        env=_without_tf_log_level(), cwd=tmp_path,
     )
     assert result.returncode == status
-    errors = [line for line in result.stderr.splitlines()
-              if line.startswith("vgg4d-tune: error:")]
-    assert len(errors) == 1, result.stderr[-1500:]
-    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith("vgg4d-tune: error:")
 
 
 def test_a_folder_of_videos_streams_through_the_search(tmp_path, capsys):
@@ -244,21 +272,41 @@ def test_per_patient_accuracy_only_where_patients_hold_one_class(
 
 @pytest.mark.slow
 def test_backend_option_runs_the_search_under_jax(tmp_path):
-    """`--backend jax` runs the search in a process whose Keras uses JAX:
-    the command's own line says so, and the best model it saved loads."""
+    """`--backend jax` runs the search on JAX: the command's own line says
+    so, the best model it saved loads, and no C++ log line shows (the
+    search imports TensorFlow on every backend, to seed it)."""
     result = subprocess.run(
-        [sys.executable, "-m", "keras_vgg4d.tuning.search", "--backend",
+        [sys.executable, "-c", COMMAND, "--backend",
          "jax", "--num-clips", "24", "--frames", "2", "--max-trials", "2",
          "--epochs", "2", "--batch-size", "6", "--directory", str(tmp_path)],
         capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu"),
+        env=dict(_without_tf_log_level(), JAX_PLATFORMS="cpu"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ""
     assert "Keras backend jax" in result.stdout
     assert "best: trial" in result.stdout
     model = keras.models.load_model(tmp_path / "search" / "best_model.keras")
     # The default "order" task has two classes.
     assert model.predict(np.zeros((1, 2, 32, 32, 3)), verbose=0).shape == (1, 2)
+
+
+def test_backend_option_reruns_the_command_where_keras_is_loaded(
+        monkeypatch, tmp_path):
+    # Keras is imported here: another backend needs another process.
+    other = "jax" if keras.backend.backend() != "jax" else "tensorflow"
+    calls = []
+    monkeypatch.setattr(subprocess, "call",
+                        lambda command, env: calls.append((command, env)) or 7)
+    argv = ["--backend", other, "--epochs", "1"]
+    assert search.main(argv) == 7
+    ((command, env),) = calls
+    assert env["KERAS_BACKEND"] == other and command[-4:] == argv
+    monkeypatch.undo()
+    # The command it starts is vgg4d-tune's own.
+    help_ = subprocess.run(command[:-4] + ["--help"], capture_output=True,
+                           text=True, timeout=120, cwd=tmp_path)
+    assert help_.stdout.startswith("usage: vgg4d-tune"), help_.stderr
 
 
 def test_backend_option_names_a_missing_package(monkeypatch, capsys):
@@ -274,3 +322,116 @@ def test_backend_option_names_a_missing_package(monkeypatch, capsys):
     assert error.startswith(f"vgg4d-tune: error: --backend {other} needs")
     if other == "torch":
         assert "pip install torch" in error
+
+
+# What a console script runs, loaded from the installed entry point: its
+# output, its exit code and the heavy modules it imported, as JSON last.
+RUN_ENTRY_POINT = """
+import json, sys
+from importlib.metadata import entry_points
+(command,) = [e for e in entry_points(group="console_scripts")
+              if e.name == sys.argv[1]]
+try:
+    status = command.load()(sys.argv[2:])
+except SystemExit as exit_:
+    status = exit_.code
+heavy = ("keras", "tensorflow", "jax", "torch", "keras_vgg4d", "numpy")
+print(json.dumps({"status": status,
+                  "heavy": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+@pytest.mark.parametrize(
+    "command, argv, status, expected",
+    [
+        ("vgg4d-tune", ["--help"], 0, "usage: vgg4d-tune"),
+        ("vgg4d-tune", ["--objective", "nonsense"], 2,
+         "vgg4d-tune: error: argument --objective: invalid choice: "
+         "'nonsense'"),
+        ("vgg4d-explain", ["--help"], 0, "usage: vgg4d-explain"),
+        ("vgg4d-explain", ["m.keras", "c.npy", "--method", "saliency"], 2,
+         "vgg4d-explain: error: argument --method: invalid choice: "
+         "'saliency'"),
+    ],
+    ids=["tune help", "tune bad option", "explain help",
+         "explain bad option"],
+)
+def test_help_and_argument_errors_answer_before_keras_loads(
+        tmp_path, command, argv, status, expected):
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_ENTRY_POINT, command, *argv],
+        capture_output=True, text=True, timeout=120,
+        env=_without_tf_log_level(), cwd=tmp_path,
+    )
+    seconds = time.perf_counter() - started
+    *printed, last = result.stdout.splitlines()
+    report = json.loads(last)
+    assert report == {"status": status, "heavy": []}, result.stderr[-2000:]
+    # Nothing but the help, or the one-line error.
+    if status == 0:
+        assert printed[0].startswith(expected) and result.stderr == ""
+    else:
+        assert printed == []
+        assert result.stderr.splitlines() == [result.stderr.strip()]
+        assert result.stderr.startswith(expected), result.stderr
+    # Importing TensorFlow alone takes seconds; Python itself ~0.1 s.
+    assert seconds < 5, seconds
+
+
+def test_backend_before_keras_is_imported_needs_no_second_process(tmp_path):
+    code = ("import os, sys, keras_vgg4d_cli\n"
+            "status = keras_vgg4d_cli._use_backend('jax', [])\n"
+            "print(status, os.environ['KERAS_BACKEND'], 'keras' in sys.modules)")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        timeout=120, env=dict(os.environ, KERAS_BACKEND="torch"), cwd=tmp_path,
+    )
+    assert result.stdout.split() == ["None", "jax", "False"], result.stderr
+
+
+SILENCED = """
+import os, sys, warnings
+import keras_vgg4d_cli
+with keras_vgg4d_cli._native_logs_silenced():
+    os.write(2, b"native log line\\n")
+    warnings.warn("a Python warning")
+os.write(2, b"native after\\n")
+print(os.environ["TF_CPP_MIN_LOG_LEVEL"])
+"""
+
+
+@pytest.mark.parametrize("level", [None, "0"])
+def test_native_log_lines_are_hidden_unless_the_user_set_a_level(tmp_path,
+                                                                 level):
+    env = _without_tf_log_level()
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", SILENCED], capture_output=True,
+        text=True, timeout=120, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    # Python's own stderr still shows inside; C++'s is back afterwards.
+    assert "UserWarning: a Python warning" in result.stderr
+    assert lines[-1] == "native after"
+    assert ("native log line" in lines) == (level is not None)
+    # TensorFlow's own filter: the user's level, else warnings and up hidden.
+    assert result.stdout.strip() == (level or "2")
+
+
+def test_the_package_uses_the_names_the_command_line_offers():
+    import keras_vgg4d_cli as cli
+    from keras_vgg4d import backend
+    from keras_vgg4d import explain
+    from keras_vgg4d import metrics
+    from keras_vgg4d.tuning import configs
+
+    assert backend.BACKENDS is cli.BACKENDS
+    assert metrics.OBJECTIVES is cli.OBJECTIVES
+    assert configs.DEFAULTS is cli.DEFAULTS and configs.TUNERS is cli.TUNERS
+    assert explain.METHODS is cli.EXPLAIN_METHODS
+    assert explain.DEFAULT_LAYER == cli.EXPLAIN_LAYER
+    assert search.EXPORT_FORMATS is cli.EXPORT_FORMATS
+    assert search.main is cli.tune and search.build_parser is cli.build_tune_parser

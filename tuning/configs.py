@@ -8,26 +8,9 @@ import time
 
 import keras_tuner
 
-#: The default `vgg4d-tune` run: the built-in demo data, all three heads.
-DEFAULTS = {
-    "data": "demo",
-    "task": "order",
-    "num_clips": 192,
-    "validation_fraction": 0.25,
-    "frames": 6,
-    "image_size": 32,
-    "tuner": "random",
-    "max_trials": 9,
-    "epochs": 15,
-    "batch_size": 16,
-    "weights": "none",
-    "trainable_blocks": 0,
-    "directory": "vgg4d_runs",
-    "project_name": "search",
-    "seed": 0,
-    "objective": "val_accuracy",
-    "patience": 3,
-}
+# Defined where the command line is read, without Keras.
+from keras_vgg4d_cli import DEFAULTS  # noqa: F401
+from keras_vgg4d_cli import TUNERS
 
 
 def make_tuner(
@@ -168,5 +151,3 @@ class TimedBayesianOptimization(TrialTimer, keras_tuner.BayesianOptimization):
 class TimedHyperband(TrialTimer, keras_tuner.Hyperband):
     """`keras_tuner.Hyperband` that records trial times."""
 
-
-TUNERS = ("random", "hyperband", "bayesian")

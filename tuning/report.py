@@ -7,12 +7,15 @@
 - `learning_curves.png`: every trial's objective per epoch, coloured by head;
 - `confusion_matrix.png` / `.csv` and `per_class.csv` (precision, recall,
   F1 and support of each class): the best model on the validation clips;
-- `report.md`, which links them with the leaderboard.
+- `report.md`, which links them with the leaderboard, and records the
+  seed, the feature precision and the library versions the scores came
+  from.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 
@@ -209,11 +212,52 @@ def write_confusion(y_true, y_pred, class_names, directory: str) -> list[str]:
     return [picture, matrix_csv, per_class]
 
 
-def write_markdown(rows, written, directory, extra_lines=()) -> str:
-    """`report.md`: the leaderboard, links to every file, and `extra_lines`."""
+def run_settings(seed: int, precision: str,
+                 deterministic: bool = False) -> dict[str, str]:
+    """What a search's scores depend on besides its data and arguments.
+
+    Args:
+        seed: The search's seed.
+        precision: The precision of the cached backbone features (the
+            hypermodel's `feature_cache.dtype_policy`).
+        deterministic: Whether ops ran deterministically (`--deterministic`).
+
+    Returns:
+        The seed, op determinism, precision and the versions of
+        keras_vgg4d, Keras, the Keras backend, Keras Tuner and NumPy.
+    """
+    import keras
+    import keras_tuner
+
+    import keras_vgg4d
+
+    backend = keras.backend.backend()
+    module = {"tensorflow": "tensorflow", "jax": "jax",
+              "torch": "torch"}.get(backend)
+    version = (getattr(importlib.import_module(module), "__version__", "?")
+               if module else "")
+    return {
+        "seed": str(seed),
+        "deterministic ops": "on" if deterministic else "off",
+        "feature precision": precision,
+        "keras_vgg4d": keras_vgg4d.__version__,
+        "keras": keras.__version__,
+        "backend": f"{backend} {version}".strip(),
+        "keras_tuner": keras_tuner.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def write_markdown(rows, written, directory, extra_lines=(),
+                   settings: dict | None = None) -> str:
+    """`report.md`: the leaderboard, the `settings` it was found with
+    (see `run_settings`), links to every file, and `extra_lines`."""
     names = [os.path.relpath(p, directory) for p in written]
     lines = ["# Search report", "", "## Leaderboard", "", "```",
              format_leaderboard(rows), "```", ""]
+    if settings:
+        lines += ["## Settings", "", "| setting | value |", "| --- | --- |"]
+        lines += [f"| {k} | {v} |" for k, v in settings.items()] + [""]
     for name in names:
         if name.endswith(".png"):
             lines += [f"![{name}]({name})", ""]

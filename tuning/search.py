@@ -19,129 +19,19 @@ workers run trials:
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib.util
 import os
-import subprocess
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The command line, its defaults and the names it offers live in
+# `keras_vgg4d_cli`, which the `vgg4d-tune` command runs first: it parses
+# before Keras is imported. Imported back here for `python -m` and callers.
+from keras_vgg4d_cli import EXPORT_FORMATS
+from keras_vgg4d_cli import build_tune_parser as build_parser  # noqa: F401
+from keras_vgg4d_cli import tune as main
 
-from keras_vgg4d.backend import BACKENDS  # noqa: E402
-from keras_vgg4d.tuning.configs import DEFAULTS  # noqa: E402
-from keras_vgg4d.tuning.configs import TUNERS  # noqa: E402
-from keras_vgg4d.tuning.search_data import load_search_data  # noqa: E402
-
-OBJECTIVE_NAMES = ("val_accuracy", "val_loss", "val_auc", "val_macro_f1")
-# --export names, and the `VGG4DClassifier.export` format of each.
-EXPORT_FORMATS = {"onnx": "onnx", "openvino": "openvino", "litert": "litert",
-                  "saved_model": "tf_saved_model"}
-
-
-class _OneLineErrorParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of `vgg4d-tune`: data, search and output options."""
-    parser = _OneLineErrorParser(
-        prog="vgg4d-tune",
-        description="Search temporal heads for VGG19 on clips of frames.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    _add_data_arguments(parser.add_argument_group("data").add_argument)
-    _add_search_arguments(parser.add_argument_group("search").add_argument)
-    _add_output_arguments(parser.add_argument_group("output").add_argument)
-    return parser
-
-
-def _add_data_arguments(add) -> None:
-    add("--data", default=DEFAULTS["data"],
-        help="'demo', a .npz file with arrays x and y, or a folder with one "
-             "sub-folder of clips per class")
-    add("--task", default=DEFAULTS["task"],
-        help="demo task: 'order', 'appearance', 'motion' or 'event'")
-    add("--num-clips", type=int, default=DEFAULTS["num_clips"],
-        help="number of demo clips")
-    add("--validation-fraction", "--validation-split", type=float,
-        default=DEFAULTS["validation_fraction"],
-        help="share of the clips (of each class) that validate")
-    add("--frames", type=int, default=DEFAULTS["frames"],
-        help="frames per clip (demo and folder data)")
-    add("--sampling", choices=("uniform", "random", "segments"),
-        default="segments",
-        help="folder data: how a clip's frames are picked, anew each epoch "
-             "for training (see clip_dataset_from_directory)")
-    add("--groups", default=None,
-        help="folder data: a regular expression whose first group, found in "
-             "a file's name, names its group (by default UCF101's _gNN_ for "
-             "videos, the PatientID for DICOM); a group's clips all validate "
-             "or all train")
-    add("--intensity", default=None,
-        help="folder data: DICOM/NIfTI intensities to 0..255: window, "
-             "percentiles or minmax (None: window for DICOM, minmax for "
-             "NIfTI)")
-    add("--image-size", type=int, default=DEFAULTS["image_size"],
-        help="frame height and width (demo and folder data)")
-    add("--seed", type=int, default=DEFAULTS["seed"],
-        help="seed of the demo clips, the split and the search")
-    add("--time-last", action="store_true",
-        help="the data is laid out (n, height, width, channels, time)")
-
-
-def _add_search_arguments(add) -> None:
-    add("--backend", choices=BACKENDS, default=None,
-        help="the Keras backend (default: KERAS_BACKEND, else tensorflow); "
-             "on a CPU TensorFlow is the fastest, on a GPU JAX "
-             "(docs/backends.md)")
-    add("--tuner", choices=TUNERS, default=DEFAULTS["tuner"])
-    add("--max-trials", type=int, default=DEFAULTS["max_trials"])
-    add("--epochs", type=int, default=DEFAULTS["epochs"])
-    add("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    add("--heads", default="framewise,conv3d,lstm",
-        help="comma-separated heads to search")
-    add("--weights", default=DEFAULTS["weights"],
-        help="'none', 'imagenet', or the path of a VGG19 no-top weights file")
-    add("--trainable-blocks", type=int, default=DEFAULTS["trainable_blocks"])
-    add("--augment", action="store_true",
-        help="augment training clips with ScipyAugment (turns the feature "
-             "cache off)")
-    add("--no-cache", action="store_true",
-        help="train whole models in every trial instead of heads on cached "
-             "backbone features")
-    add("--objective", choices=OBJECTIVE_NAMES, default=DEFAULTS["objective"],
-        help="what the search optimizes; val_macro_f1 or val_auc for "
-             "imbalanced classes")
-    add("--class-weight", choices=("none", "balanced"), default="none",
-        help="'balanced' weighs each class by the inverse of its share")
-    add("--patience", type=int, default=DEFAULTS["patience"],
-        help="stop a trial after this many epochs without a better "
-             "objective, keeping its best weights; 0 turns it off")
-    add("--precision", choices=("auto", "float32", "bfloat16"),
-        default="auto",
-        help="precision of the cached backbone features; auto: bfloat16 on "
-             "CPUs with AVX-512 BF16 or AMX, else float32 (heads train in "
-             "float32)")
-
-
-def _add_output_arguments(add) -> None:
-    add("--directory", default=DEFAULTS["directory"])
-    add("--project-name", default=DEFAULTS["project_name"])
-    add("--resume", action="store_true",
-        help="keep the finished trials of an earlier search in --directory")
-    add("--refit", action="store_true",
-        help="retrain the best configuration on training + validation clips "
-             "for its best epoch count; saved as final_model.keras")
-    add("--export", nargs="+", default=[], metavar="FORMAT",
-        choices=EXPORT_FORMATS,
-        help="also export the best model for a runtime without Keras: "
-             "onnx, openvino, litert and/or saved_model (beside "
-             "best_model.keras; report.md shows how to load each)")
-    add("--verbose", action="store_true",
-        help="Keras' per-epoch progress bars instead of one line a trial")
-    add("--quiet", action="store_true", help="print only the leaderboard")
+from keras_vgg4d.tuning.search_data import load_search_data
 
 
 def check_args(args) -> None:
@@ -187,6 +77,7 @@ def make_hypermodel(args, input_shape, num_classes, time_axis):
         objective=args.objective,
         class_weight=None if args.class_weight == "none" else "balanced",
         precision=args.precision,
+        seed=args.seed,
     )
 
 
@@ -248,8 +139,10 @@ def refit(args, tuner, hypermodel, data, best_epochs):
     return model
 
 
-def report(args, tuner, data, best) -> tuple[list[dict], list[str]]:
-    """Prints the leaderboard, writes the report; returns rows and paths."""
+def report(args, tuner, data, best) -> tuple[list[dict], list[str], list]:
+    """Prints the leaderboard, writes the report, calibrates `best` on the
+    validation clips; returns rows, paths and report.md's lines on
+    calibration and multi-view answers."""
     import numpy as np
 
     from keras_vgg4d.tuning import report as reports
@@ -277,7 +170,13 @@ def report(args, tuner, data, best) -> tuple[list[dict], list[str]]:
         f"{rows[0]['objective']} {rows[0]['score']:.3f}, validation accuracy "
         f"{accuracy:.3f} (chance {1 / len(class_names):.3f})"
     )
-    return rows, written
+    from keras_vgg4d.tuning import answers
+
+    paths, lines = answers.calibrate_best(best, probabilities, y_val,
+                                          class_names, directory)
+    written += paths
+    lines += answers.multiview_report(best, data, y_val)
+    return rows, written, lines
 
 
 def write_explanations(best, data, predicted, labels, directory,
@@ -355,6 +254,9 @@ def run(args) -> int:
     import keras
 
     check_args(args)
+    deterministic = getattr(args, "deterministic", False)
+    if deterministic:
+        enable_determinism()
     keras.utils.set_random_seed(args.seed)
     data = load_search_data(args)
     hypermodel = make_hypermodel(args, data.input_shape, len(data.class_names),
@@ -377,7 +279,7 @@ def run(args) -> int:
     gc.freeze()
     tuner = search(args, hypermodel, data)
     best = tuner.get_best_models(num_models=1)[0]
-    rows, written = report(args, tuner, data, best)
+    rows, written, answer_lines = report(args, tuner, data, best)
     directory = _project_dir(args)
     written.append(os.path.join(directory, "best_model.keras"))
     best.save(written[-1])
@@ -385,51 +287,47 @@ def run(args) -> int:
         final = refit(args, tuner, hypermodel, data, rows[0]["best_epochs"])
         written.append(os.path.join(directory, "final_model.keras"))
         final.save(written[-1])
-    deploy = export_best(args, best, data, directory, written)
-    from keras_vgg4d.tuning.report import write_markdown
+    deploy = answer_lines + export_best(args, best, data, directory, written)
+    from keras_vgg4d.tuning import report as reports
 
-    written.append(write_markdown(rows, written, directory, deploy))
+    precision = (hypermodel.feature_cache.dtype_policy
+                 if hypermodel.uses_feature_cache
+                 else f"{keras.config.dtype_policy().name} (no feature cache)")
+    settings = reports.run_settings(args.seed, precision, deterministic)
+    written.append(reports.write_markdown(rows, written, directory, deploy,
+                                          settings))
     print("wrote " + ", ".join(written))
     return 0
 
 
-def _run_under_backend(backend: str, argv: list[str]) -> int:
-    """Runs this command again in a process whose Keras uses `backend`.
+def enable_determinism() -> None:
+    """Deterministic ops in the libraries a search runs on (`--deterministic`).
 
-    Keras picks its backend once, when it is first imported, and importing
-    `keras_vgg4d` imports Keras; `--backend` therefore starts the search in
-    a new process with `KERAS_BACKEND` set, as a user would.
+    TensorFlow: `tf.config.experimental.enable_op_determinism()`, for its
+    ops and for `tf.data` pipelines (which feed every backend). JAX: XLA's
+    deterministic GPU kernels (`--xla_gpu_deterministic_ops=true` in
+    `XLA_FLAGS`, read when JAX starts, so call this before JAX computes);
+    XLA on a CPU is deterministic already. PyTorch:
+    `torch.use_deterministic_algorithms(True)`.
     """
-    # Each backend's package has the backend's name.
-    if importlib.util.find_spec(backend) is None:
-        print(f"vgg4d-tune: error: --backend {backend} needs the "
-              f"'{backend}' package, which is not installed "
-              f"(pip install {'jax[cpu]' if backend == 'jax' else backend})",
-              file=sys.stderr)
-        return 1
-    env = dict(os.environ, KERAS_BACKEND=backend)
-    command = [sys.executable, "-m", "keras_vgg4d.tuning.search", *argv]
-    return subprocess.call(command, env=env)
+    import keras
 
+    if importlib.util.find_spec("tensorflow") is not None:
+        import tensorflow as tf
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `vgg4d-tune` console script."""
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    if args.backend is not None:
-        import keras
+        tf.config.experimental.enable_op_determinism()
+    backend = keras.backend.backend()
+    if backend == "jax":
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_gpu_deterministic_ops" not in flags:
+            os.environ["XLA_FLAGS"] = (
+                f"{flags} --xla_gpu_deterministic_ops=true".strip())
+    elif backend == "torch":
+        import torch
 
-        if args.backend != keras.backend.backend():
-            return _run_under_backend(args.backend, argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError, OSError, ImportError,
-            RuntimeError) as error:
-        message = str(error).strip().splitlines()[0] if str(error) else ""
-        print(f"vgg4d-tune: error: {type(error).__name__}: {message}",
-              file=sys.stderr)
-        return 1
+        # cuBLAS is deterministic only with a fixed workspace.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
 
 
 if __name__ == "__main__":

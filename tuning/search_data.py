@@ -1,10 +1,12 @@
 """The clips a `vgg4d-tune` search trains and validates on.
 
 `--data demo` and `--data FILE.npz` are arrays in memory, split with
-`split_balanced`. `--data DIR` streams: `clip_dataset_from_directory` lists
-the folder (videos, frame folders, `.npy`, NIfTI), splits it by group, and
-decodes clips batch by batch; the search caches every frame's features
-once, so the raw clips are never all in memory.
+`split_balanced`; their classes are named by `demo_class_names`, or by the
+file's optional `class_names` array. `--data DIR` streams:
+`clip_dataset_from_directory` lists the folder (videos, frame folders,
+`.npy`, NIfTI), splits it by group, and decodes clips batch by batch; the
+search caches every frame's features once, so the raw clips are never all
+in memory.
 """
 
 from __future__ import annotations
@@ -64,9 +66,11 @@ def load_search_data(args) -> SearchData:
             n=args.num_clips, frames=args.frames, size=args.image_size,
             channels=3, task=args.task, seed=args.seed,
         )
+        class_names = data.demo_class_names(args.task, int(y.max()) + 1)
         time_axis = 1
     elif args.data.endswith(".npz"):
         x, y = data.load_npz(args.data, time_axis=time_axis)
+        class_names = _npz_class_names(args.data, int(y.max()) + 1)
         time_axis = 1
     else:
         raise FileNotFoundError(
@@ -76,9 +80,24 @@ def load_search_data(args) -> SearchData:
     (x_train, y_train), (x_val, y_val) = data.split_balanced(
         x, y, validation_fraction=args.validation_fraction, seed=args.seed
     )
-    class_names = [str(c) for c in range(int(y.max()) + 1)]
     return SearchData(x_train, y_train, x_val, y_val, class_names, time_axis,
                       x_train.shape[1:], lambda: (x, y))
+
+
+def _npz_class_names(path: str, num_classes: int) -> list[str]:
+    """The `class_names` array of an `.npz` file, in label order, or the
+    labels' numbers where it has none."""
+    with np.load(path, allow_pickle=False) as archive:
+        if "class_names" not in archive:
+            return [str(c) for c in range(num_classes)]
+        names = [str(name) for name in archive["class_names"].reshape(-1)]
+    if len(names) < num_classes:
+        raise ValueError(
+            f"{path!r}: class_names names {len(names)} classes, but its "
+            f"labels go up to {num_classes - 1}; name every class, in label "
+            f"order"
+        )
+    return names
 
 
 def _stream_folder(args) -> SearchData:
