@@ -35,7 +35,9 @@ def make_tuner(
         directory: Where the tuner keeps its trials and checkpoints.
         project_name: Sub-folder of `directory` for this search.
         overwrite: Start afresh (`True`) or resume what is there.
-        seed: The tuner's random seed.
+        seed: The seed of the tuner's hyperparameter draws. Keras Tuner
+            reads 0 as none and draws one from Python's `random`, which
+            `vgg4d-tune` seeds first (`keras.utils.set_random_seed`).
         **kwargs: Passed on to the tuner (e.g. `executions_per_trial`).
 
     Returns:
