@@ -168,8 +168,9 @@ def _add_search_arguments(add) -> None:
              "CPUs with AVX-512 BF16 or AMX, else float32 (heads train in "
              "float32)")
     add("--deterministic", action="store_true",
-        help="TensorFlow's op determinism: the same seed gives the same "
-             "scores to the last digit, at a cost (benchmarks/RESULTS.md)")
+        help="deterministic ops (TensorFlow's op determinism; XLA's on "
+             "GPUs): --seed already repeats a search on a CPU; this covers "
+             "GPUs and parallel tf.data maps (docs/search.md)")
 
 
 def _add_output_arguments(add) -> None:
