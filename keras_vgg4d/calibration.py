@@ -132,13 +132,7 @@ def _check_inputs(owner, probabilities, labels, sample_weight=None):
 
 
 def _check_temperature(owner: str, temperature) -> float:
-    if not (validation.is_number(temperature)
-            and 0.0 < float(temperature) < float("inf")):
-        raise ValueError(
-            f"{owner} expects `temperature` to be a positive number, "
-            f"received: temperature={temperature!r}"
-        )
-    return float(temperature)
+    return validation.check_positive(owner, "temperature", temperature)
 
 
 # --- the arithmetic ----------------------------------------------------------

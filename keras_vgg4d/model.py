@@ -111,15 +111,11 @@ class VGG4DClassifier(keras.Model):
         mask_padded_frames = validation.check_bool(
             "VGG4DClassifier", "mask_padded_frames", mask_padded_frames
         )
-        # `0 < t < inf` is false for NaN too.
-        if not (validation.is_number(temperature)
-                and 0.0 < float(temperature) < float("inf")):
-            raise ValueError(
-                "VGG4DClassifier expects `temperature` to be a positive "
-                "number (1.0 leaves the head's probabilities unchanged; "
-                "`keras_vgg4d.calibration.calibrate` fits one), received: "
-                f"temperature={temperature!r}"
-            )
+        temperature = validation.check_positive(
+            "VGG4DClassifier", "temperature", temperature,
+            " (1.0 leaves the head's probabilities unchanged; "
+            "`keras_vgg4d.calibration.calibrate` fits one)",
+        )
         head_options = dict(head_options or {})
         if "dropout" in head_options:
             raise ValueError(
@@ -149,7 +145,7 @@ class VGG4DClassifier(keras.Model):
         self.head_options = head_options
         self.frame_chunk = frame_chunk
         self.mask_padded_frames = mask_padded_frames
-        self.temperature = float(temperature)
+        self.temperature = temperature
         self.backbone = TemporalVGG19(
             weights=weights,
             trainable_blocks=trainable_blocks,

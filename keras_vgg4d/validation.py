@@ -90,6 +90,16 @@ def check_rate(owner: str, name: str, value) -> float:
     return float(value)
 
 
+def check_positive(owner: str, name: str, value, hint: str = "") -> float:
+    """Returns `value` as a `float` if it is finite and > 0 (NaN is not)."""
+    if not (is_number(value) and 0.0 < float(value) < float("inf")):
+        raise ValueError(
+            f"{owner} expects `{name}` to be a positive number{hint}, "
+            f"received: {name}={value!r}"
+        )
+    return float(value)
+
+
 def check_choice(owner: str, name: str, value, choices):
     """Returns `value` if it is one of `choices`, else `ValueError`."""
     if value not in choices:
