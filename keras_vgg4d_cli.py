@@ -167,6 +167,15 @@ def _add_search_arguments(add) -> None:
         help="precision of the cached backbone features; auto: bfloat16 on "
              "CPUs with AVX-512 BF16 or AMX, else float32 (heads train in "
              "float32)")
+    add("--parallel-trials", type=_at_least_one, default=1, metavar="N",
+        help="run N trials at once on this machine, in Keras Tuner's "
+             "distributed mode: this command starts a chief (the oracle) "
+             "and N workers on localhost (one computes the backbone "
+             "features, the others read them), then writes the report as "
+             "usual. Each worker gets 1/N of the cores, so it is faster "
+             "only where one trial leaves cores idle (many cores, small "
+             "heads): on 2 cores the default search took 1.5x as long "
+             "with N=2 (docs/distributed.md)")
     add("--deterministic", action="store_true",
         help="deterministic ops (TensorFlow's op determinism; XLA's on "
              "GPUs): --seed already repeats a search on a CPU; this covers "
@@ -189,6 +198,18 @@ def _add_output_arguments(add) -> None:
     add("--verbose", action="store_true",
         help="Keras' per-epoch progress bars instead of one line a trial")
     add("--quiet", action="store_true", help="print only the leaderboard")
+
+
+def _at_least_one(text: str) -> int:
+    """An integer >= 1, for argparse's `type`."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer >= 1, received {text!r}")
+    return value
 
 
 def tune(argv: list[str] | None = None) -> int:

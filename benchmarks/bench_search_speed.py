@@ -15,8 +15,15 @@ Measurements in one run, on this machine:
    `tf.data.Dataset` of them `VGG4DHyperModel.fit` gives it (alternating).
 4. Backbone features of the same clips in float32 and in `mixed_bfloat16`
    (the CPU's bfloat16 flags are printed: only AVX-512 BF16 / AMX gain).
+5. `--compiled-steps`: the default search with `compile_once` on and off
+   (each in a fresh process, alternating rounds), with every trial's time
+   and the time its first train and first test batch took beyond a usual
+   batch: the tracing (TensorFlow) or compiling (JAX) of its steps.
 
-    python benchmarks/bench_search_speed.py --before /tmp/before
+`KERAS_BACKEND` (or `--backend`) picks the backend of every search run.
+
+    python benchmarks/bench_search_speed.py --before /tmp/before --only-search
+    python benchmarks/bench_search_speed.py --compiled-steps --backend jax
 """
 
 from __future__ import annotations
@@ -58,8 +65,9 @@ def folder_mib(path: str) -> float:
     return total / 2**20
 
 
-def default_search(tree: str | None) -> tuple[float, float]:
-    """Seconds and MiB of the default search run from `tree` (None: here)."""
+def default_search(tree: str | None) -> tuple[float, float, dict]:
+    """Seconds, MiB and trial times of the default search run from `tree`
+    (None: here)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     module = "keras_vgg4d.tuning.search"
     if tree is not None:
@@ -78,36 +86,154 @@ def default_search(tree: str | None) -> tuple[float, float]:
         return seconds, folder_mib(directory), trials_seconds(directory)
 
 
-def trials_seconds(directory: str) -> float:
-    """Seconds the search's trials took in all (`trial_times.json`)."""
+def trials_seconds(directory: str) -> dict[str, float]:
+    """Seconds each of the search's trials took (`trial_times.json`)."""
     for root, _, files in os.walk(directory):
         if "trial_times.json" in files:
             with open(os.path.join(root, "trial_times.json")) as file:
-                return sum(json.load(file).values())
+                return json.load(file)
     raise FileNotFoundError(f"no trial_times.json under {directory}")
+
+
+def _later(times: dict[str, float]) -> float:
+    """Seconds of the trials after the first (which computes the features
+    once a search, the same work before and after)."""
+    return sum(v for k, v in times.items() if int(k) > 0)
 
 
 def compare_default_search(before: str, rounds: int) -> None:
     runs = {"before": [], "after": []}
     trials = {"before": [], "after": []}
+    later = {"before": [], "after": []}
     sizes = {}
     for _ in range(rounds):
         for name, tree in (("before", before), ("after", None)):
-            seconds, mib, in_trials = default_search(tree)
+            seconds, mib, times = default_search(tree)
             runs[name].append(seconds)
-            trials[name].append(in_trials)
+            trials[name].append(sum(times.values()))
+            later[name].append(_later(times))
             sizes[name] = mib
-            print(f"  {name:<7}{seconds:8.1f} s  trials {in_trials:6.1f} s"
-                  f"  folder {mib:7.1f} MiB", flush=True)
-    median = {k: statistics.median(v) for k, v in runs.items()}
-    print(f"default search, median of {rounds}: before {median['before']:.1f}"
-          f" s, after {median['after']:.1f} s, speed-up "
-          f"{median['before'] / median['after']:.2f}x; folder "
-          f"{sizes['before']:.0f} -> {sizes['after']:.0f} MiB")
-    median = {k: statistics.median(v) for k, v in trials.items()}
-    print(f"its nine trials, median of {rounds}: before "
-          f"{median['before']:.1f} s, after {median['after']:.1f} s, "
-          f"speed-up {median['before'] / median['after']:.2f}x")
+            print(f"  {name:<7}{seconds:8.1f} s  trials {trials[name][-1]:6.1f}"
+                  f" s (after the first {later[name][-1]:6.1f} s)  folder "
+                  f"{mib:7.1f} MiB", flush=True)
+    for label, values in (("default search", runs), ("its nine trials", trials),
+                          ("trials 2-9", later)):
+        median = {k: statistics.median(v) for k, v in values.items()}
+        print(f"{label}, median of {rounds}: before {median['before']:.1f} s,"
+              f" after {median['after']:.1f} s, speed-up "
+              f"{median['before'] / median['after']:.2f}x")
+    print(f"folder {sizes['before']:.0f} -> {sizes['after']:.0f} MiB")
+
+
+class _FirstBatches(keras.callbacks.Callback):
+    """Per fit: the first train and test batch's time beyond the median
+    batch (tracing or compiling), and the fit's time. Keras Tuner gives
+    each trial a copy of the callbacks: all copies record in `FITS`."""
+
+    FITS = []
+
+    def on_train_begin(self, logs=None):
+        self.batches = {"train": [], "test": []}
+        self.fit_started = time.perf_counter()
+
+    def _begin(self, kind):
+        self.started = time.perf_counter()
+
+    def _end(self, kind):
+        self.batches[kind].append(time.perf_counter() - self.started)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._begin("train")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._end("train")
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._begin("test")
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._end("test")
+
+    def on_train_end(self, logs=None):
+        excess = 0.0
+        for times in self.batches.values():
+            if len(times) > 1:
+                excess += times[0] - statistics.median(times[1:])
+        self.FITS.append({"fit": time.perf_counter() - self.fit_started,
+                          "compile": excess})
+
+
+def instrumented_search(compile_once: bool) -> dict:
+    """The default `vgg4d-tune` search in this process, its trials timed."""
+    from keras_vgg4d.tuning import search as tune
+    from keras_vgg4d.tuning.configs import make_tuner
+    from keras_vgg4d.tuning.search_data import load_search_data
+    from keras_vgg4d_cli import build_tune_parser
+
+    with tempfile.TemporaryDirectory() as directory:
+        args = build_tune_parser().parse_args(["--directory", directory])
+        keras.utils.set_random_seed(args.seed)
+        data = load_search_data(args)
+        hypermodel = tune.make_hypermodel(
+            args, data.input_shape, len(data.class_names), data.time_axis)
+        hypermodel.compile_once = compile_once
+        tuner = make_tuner(
+            args.tuner, hypermodel, max_trials=args.max_trials,
+            epochs=args.epochs, directory=args.directory,
+            project_name=args.project_name, overwrite=True, seed=args.seed)
+        clock = _FirstBatches()
+        started = time.perf_counter()
+        tuner.search(data.train, data.train_labels,
+                     validation_data=(data.validation, data.validation_labels),
+                     epochs=args.epochs, batch_size=args.batch_size,
+                     callbacks=[clock, *tune._callbacks(args, hypermodel)],
+                     verbose=0)
+        seconds = time.perf_counter() - started
+        times = tuner.trial_times()
+        heads = [tuner.oracle.trials[k].hyperparameters.values["temporal_head"]
+                 for k in sorted(times, key=int)]
+    return {"search": seconds, "trials": [times[k] for k in sorted(times, key=int)],
+            "fits": _FirstBatches.FITS, "heads": heads,
+            "steps": len(hypermodel.compiled_steps)}
+
+
+def compare_compiled_steps(rounds: int) -> None:
+    """`compile_once` on and off, fresh processes, alternating rounds."""
+    records = {"off": [], "on": []}
+    for _ in range(rounds):
+        for mode in records:
+            output = subprocess.run(
+                [sys.executable, __file__, "--one", mode], check=True,
+                stdout=subprocess.PIPE, text=True,
+                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout
+            records[mode].append(json.loads(output.strip().splitlines()[-1]))
+            record = records[mode][-1]
+            print(f"  compile_once={mode:<3} search {record['search']:6.1f} s,"
+                  f" trials {sum(record['trials']):6.1f} s (2-9: "
+                  f"{sum(record['trials'][1:]):5.1f} s), compiling "
+                  f"{sum(f['compile'] for f in record['fits']):5.1f} s, head "
+                  f"steps {record['steps']}", flush=True)
+    last = records["on"][-1]
+    print("  last round, compile_once=on, per trial: " + "; ".join(
+        f"{h} {t:.2f} s ({f['compile']:.2f} compiling)"
+        for h, t, f in zip(last["heads"], last["trials"], last["fits"])))
+
+    def median(mode, pick):
+        return statistics.median(pick(r) for r in records[mode])
+
+    for label, pick in (
+        ("nine trials", lambda r: sum(r["trials"])),
+        ("trials 2-9", lambda r: sum(r["trials"][1:])),
+        ("search (tuner.search)", lambda r: r["search"]),
+    ):
+        off, on = median("off", pick), median("on", pick)
+        print(f"{label}, median of {rounds}: compile_once off {off:.1f} s, on "
+              f"{on:.1f} s, speed-up {off / on:.2f}x")
+    for mode in records:
+        share = median(mode, lambda r: sum(f["compile"] for f in r["fits"][1:])
+                       / sum(r["trials"][1:]))
+        print(f"tracing/compiling share of trials 2-9, compile_once={mode}: "
+              f"{share:.0%} (target <= 15%)")
 
 
 class _Clock(keras.callbacks.Callback):
@@ -224,11 +350,31 @@ def main() -> None:
     parser.add_argument("--head-inputs-only", action="store_true",
                         help="only compare the head fit on arrays and on "
                              "a dataset of the cached features")
+    parser.add_argument("--only-search", action="store_true",
+                        help="stop after the default search comparisons")
+    parser.add_argument("--compiled-steps", action="store_true",
+                        help="compare the default search with compile_once "
+                             "on and off, trials timed")
+    parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
+                        help="the Keras backend of the searches")
+    parser.add_argument("--one", choices=["on", "off"],
+                        help=argparse.SUPPRESS)  # one instrumented search
     args = parser.parse_args()
+    if args.one:
+        print(json.dumps(instrumented_search(args.one == "on")))
+        return
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
+    print(f"{cpu_model()}, {os.cpu_count()} CPU(s); load {os.getloadavg()}; "
+          f"backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
     keras.utils.set_random_seed(args.seed)
-    print(f"{cpu_model()}, {os.cpu_count()} CPU(s); load {os.getloadavg()}")
     if args.before:
         compare_default_search(args.before, args.rounds)
+    if args.compiled_steps:
+        compare_compiled_steps(args.rounds)
+    if args.only_search or args.compiled_steps:
+        print(f"load after: {os.getloadavg()}")
+        return
     x, y = demo_clips(n=192, frames=6, size=32, task="order", seed=args.seed)
     data = split_balanced(x, y, validation_fraction=0.25, seed=args.seed)
     for head in ("framewise", "conv3d", "lstm"):

@@ -59,12 +59,22 @@ class TemporalHead(keras.layers.Layer):
             if self.normalize
             else None
         )
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.dropout_layer = self.make_dropout()
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
         # Softmax in float32 under mixed precision, as Keras recommends.
         self.softmax = keras.layers.Activation(
             "softmax", dtype="float32", name="probabilities"
         )
+
+    def make_dropout(self) -> keras.layers.Layer:
+        """The dropout layer run before the classifier.
+
+        `keras.layers.Dropout(self.dropout)`. A search's shared compiled
+        steps (`keras_vgg4d.compiled_steps`) override it with a dropout
+        whose rate is a variable, so that trials with other rates reuse one
+        compiled step.
+        """
+        return keras.layers.Dropout(self.dropout)
 
     def _check_input_shape(self, input_shape):
         if len(input_shape) != 5 or input_shape[-1] is None:

@@ -16,6 +16,7 @@ from keras_vgg4d.backbone import check_trainable_blocks
 from keras_vgg4d.backend import is_tensorflow
 from keras_vgg4d.backend import require_tensorflow
 from keras_vgg4d.class_weight import resolve_class_weight
+from keras_vgg4d.compiled_steps import SharedHeadSteps
 from keras_vgg4d.feature_cache import FeatureCache
 from keras_vgg4d.feature_cache import OnWholeModel
 from keras_vgg4d.feature_cache import batches
@@ -102,6 +103,16 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             depend on those alone, not on the trials run before it; a
             random backbone (`weights=None`) is drawn from `seed` alone.
             `None` (default) leaves the global random state alone.
+        compile_once: Whether trials on cached features share compiled
+            steps: one train and one test step per head architecture (the
+            values that change a shape or a layer), with the learning and
+            dropout rates as data, so a trial whose architecture an earlier
+            trial compiled does not trace or compile again; and one backbone
+            layer a search, so a trial builds only its head. Each trial still
+            trains from its own initial weights and optimizer state, as it
+            would alone (its dropout masks come from another random stream).
+            The models the tuner returns then share that frozen backbone
+            layer. See `keras_vgg4d.compiled_steps` and docs/search.md.
         **kwargs: `name` and `tunable`, passed to `keras_tuner.HyperModel`.
 
     Example:
@@ -133,6 +144,7 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         class_weight: str | dict | None = None,
         precision: str = "float32",
         seed: int | None = None,
+        compile_once: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -157,6 +169,11 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
         self.precision = precision
         self.seed = check_integer(owner, "seed", seed, minimum=0,
                                   allow_none=True)
+        self.compile_once = check_bool(owner, "compile_once", compile_once)
+        # The compiled head steps trials share, one per head architecture.
+        self.compiled_steps = SharedHeadSteps()
+        # The backbone layer every trial's classifier shares (compile_once).
+        self._backbone_layer = None
         # Fits run so far with each set of values: a tuner's
         # `executions_per_trial` trains each execution from its own seed.
         self._executions = collections.Counter()
@@ -276,13 +293,18 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
             time_axis=self.time_axis,
             head_options=head_options,
             mask_padded_frames=self.mask_padded_frames,
+            backbone=self._backbone_layer,
         )
         model.build((None, *self.input_shape))
-        if self.seed is not None and not self._backbone.holds_weights:
-            # A random backbone is drawn with NumPy: from `seed` alone, not
-            # from the values of whichever trial is built first.
-            np.random.seed(self.seed)
-        self._backbone.share(model)
+        if self._backbone_layer is None:
+            if self.seed is not None and not self._backbone.holds_weights:
+                # A random backbone is drawn with NumPy: from `seed` alone,
+                # not from the values of whichever trial is built first.
+                np.random.seed(self.seed)
+            self._backbone.share(model)
+            if self.compile_once and self.uses_feature_cache:
+                # Frozen, and the one the cached features come from.
+                self._backbone_layer = model.backbone
         self._compile_trial(model, hp)
         return model
 
@@ -368,22 +390,34 @@ class VGG4DHyperModel(keras_tuner.HyperModel):
                 model, x, y, validation_data, kwargs
             )
             labels = train.labels
+        # Seeded after the features: whether this trial computed them
+        # (the first of a search does) changes nothing in its training.
+        self._seed_trial(hp, "fit")
+        if not is_clip_dataset(x):
             arguments, validation = _head_data(train, validation, kwargs)
         kwargs["class_weight"] = resolve_class_weight(
             class_weight, labels, self.num_classes
         )
         head_model = model.head_model()
         self._compile_trial(head_model, hp)
-        kwargs["callbacks"] = [
+        callbacks = [
             _HeadCheckpoint(callback, model.head_model())
             if _is_tuner_checkpoint(callback)
             else OnWholeModel(callback, model)
-            for callback in kwargs.get("callbacks") or []
+            for callback in kwargs.pop("callbacks", None) or []
         ]
-        # Seeded after the features: whether this trial computed them
-        # (the first of a search does) changes nothing in its training.
-        self._seed_trial(hp, "fit")
-        return head_model.fit(*arguments, validation_data=validation, **kwargs)
+        step = (self.compiled_steps.get(model.head, head_model)
+                if self.compile_once else None)
+        if step is None:
+            return head_model.fit(*arguments, validation_data=validation,
+                                  callbacks=callbacks, **kwargs)
+        step.start(model.head, head_model.optimizer)
+        history = step.fit(
+            *arguments, validation_data=validation,
+            callbacks=step.callbacks(model.head, callbacks), **kwargs
+        )
+        step.finish(model)
+        return history
 
     def _sampled_features(self, model, x, validation_data, kwargs):
         """Per-epoch samples of cached frame features of clip datasets."""

@@ -62,6 +62,12 @@ class VGG4DClassifier(keras.Model):
             less confident, below 1 more). `1.0` leaves them as they are.
             `keras_vgg4d.calibration.calibrate` fits and sets it; to change
             it on a model in use, call `calibration.set_temperature`.
+        backbone: Optional `TemporalVGG19` (`pooling=None`, time-major) to
+            use instead of a new one, e.g. one frozen backbone shared by
+            several classifiers, as a search's trials share one. Its
+            `trainable_blocks` and `frame_chunk` must be the ones given
+            here, and it keeps its weights (`weights` only names them in the
+            config). Not saved in the config: a loaded model has its own.
         **kwargs: Base model keyword arguments, such as `name`.
 
     Call arguments:
@@ -99,6 +105,7 @@ class VGG4DClassifier(keras.Model):
         frame_chunk: int | None = None,
         mask_padded_frames: bool = True,
         temperature: float = 1.0,
+        backbone: TemporalVGG19 | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -146,14 +153,18 @@ class VGG4DClassifier(keras.Model):
         self.frame_chunk = frame_chunk
         self.mask_padded_frames = mask_padded_frames
         self.temperature = temperature
-        self.backbone = TemporalVGG19(
-            weights=weights,
-            trainable_blocks=trainable_blocks,
-            pooling=None,
-            preprocess=True,
-            frame_chunk=frame_chunk,
-            name="backbone",
-        )
+        if backbone is None:
+            backbone = TemporalVGG19(
+                weights=weights,
+                trainable_blocks=trainable_blocks,
+                pooling=None,
+                preprocess=True,
+                frame_chunk=frame_chunk,
+                name="backbone",
+            )
+        else:
+            _check_backbone(backbone, trainable_blocks, frame_chunk)
+        self.backbone = backbone
         self.head = get_head(
             temporal_head,
             num_classes,
@@ -174,7 +185,8 @@ class VGG4DClassifier(keras.Model):
         shape = self._time_major_shape(input_shape)
         if self.augment is not None and not self.augment.built:
             self.augment.build(shape)
-        self.backbone.build(shape)
+        if not self.backbone.built:
+            self.backbone.build(shape)
         feature_shape = self.backbone.compute_output_shape(shape)
         self.head.build(feature_shape)
         # The channel count inputs to `fit`/`predict` are checked against.
@@ -454,6 +466,23 @@ class VGG4DClassifier(keras.Model):
         # read the original file or download ImageNet again.
         config["weights"] = None
         return cls(**config)
+
+
+def _check_backbone(backbone, trainable_blocks, frame_chunk) -> None:
+    """Raises `ValueError` unless `backbone` can serve as the model's."""
+    expected = {"trainable_blocks": trainable_blocks, "frame_chunk": frame_chunk,
+                "pooling": None, "time_axis": 1, "preprocess": True}
+    if not isinstance(backbone, TemporalVGG19):
+        raise ValueError(
+            "VGG4DClassifier expects `backbone` to be a TemporalVGG19 or None, "
+            f"received: {backbone!r}"
+        )
+    found = {name: getattr(backbone, name) for name in expected}
+    if found != expected:
+        raise ValueError(
+            "VGG4DClassifier's `backbone` must be built as the model would "
+            f"build its own: {expected}; received a TemporalVGG19 with {found}"
+        )
 
 
 def _is_head_weights_file(filepath) -> bool:

@@ -44,6 +44,7 @@ WITH_EXAMPLES = {
     "keras_vgg4d.optimizers",
     "keras_vgg4d.calibration",
     "keras_vgg4d.multiview",
+    "keras_vgg4d.compiled_steps",
 }
 
 

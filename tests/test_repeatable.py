@@ -13,24 +13,16 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from keras_vgg4d.data import demo_clips
 from keras_vgg4d.hypermodel import VGG4DHyperModel
+from search_testing import split_clips
+from search_testing import trial
 
 CLIP_SHAPE = (2, 32, 32, 3)
 
 
 @pytest.fixture(scope="module")
 def clips():
-    x, y = demo_clips(n=12, frames=2, size=32, task="appearance", seed=0)
-    return x[:8], y[:8], x[8:], y[8:]
-
-
-def trial(head, **values):
-    hp = keras_tuner.HyperParameters()
-    hp.Fixed("temporal_head", head)
-    for name, value in values.items():
-        hp.Fixed(name, value)
-    return hp
+    return split_clips(12, 8)
 
 
 def head_weights(model):

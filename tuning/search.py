@@ -8,21 +8,29 @@ confusion matrix and per-class scores; see `keras_vgg4d.tuning.report`) and
 the best model as `.keras` under `--directory/--project-name`.
 
 Distributed search (Keras Tuner's own mode): start the same command once per
-process with these environment variables set; the chief runs the oracle, the
-workers run trials:
+process with these environment variables set; the chief runs the oracle and
+writes the report, the workers run trials:
 
     KERASTUNER_TUNER_ID=chief   KERASTUNER_ORACLE_IP=127.0.0.1 \\
         KERASTUNER_ORACLE_PORT=8000 vgg4d-tune ...
     KERASTUNER_TUNER_ID=tuner0  KERASTUNER_ORACLE_IP=127.0.0.1 \\
         KERASTUNER_ORACLE_PORT=8000 vgg4d-tune ...
+
+`--parallel-trials N` does this on one machine: this process starts a chief
+and N workers, and writes the report (`keras_vgg4d.tuning.parallel`).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import gc
 import importlib.util
+import io
 import os
+import shutil
 import sys
+import time
 
 # The command line, its defaults and the names it offers live in
 # `keras_vgg4d_cli`, which the `vgg4d-tune` command runs first: it parses
@@ -36,6 +44,12 @@ from keras_vgg4d.tuning.search_data import load_search_data
 
 def check_args(args) -> None:
     """Raises `ValueError` naming an argument that cannot work."""
+    parallel_trials = getattr(args, "parallel_trials", 1)
+    if not isinstance(parallel_trials, int) or parallel_trials < 1:
+        raise ValueError(
+            f"--parallel-trials must be an integer >= 1 (1: trials one after "
+            f"another); received {parallel_trials!r}"
+        )
     if args.patience < 0:
         raise ValueError(
             f"--patience must be >= 0 (0 turns early stopping off); "
@@ -97,21 +111,39 @@ def _callbacks(args, hypermodel) -> list:
     )]
 
 
-def search(args, hypermodel, data):
-    """Runs the search; returns the tuner."""
+def _make_tuner(args, hypermodel, overwrite: bool, progress: bool):
     from keras_vgg4d.tuning.configs import make_tuner
 
-    tuner = make_tuner(
+    return make_tuner(
         args.tuner,
         hypermodel,
         max_trials=args.max_trials,
         epochs=args.epochs,
         directory=args.directory,
         project_name=args.project_name,
-        overwrite=not args.resume,
+        overwrite=overwrite,
         seed=args.seed,
-        progress=not args.quiet and not args.verbose,
+        progress=progress,
     )
+
+
+def search(args, hypermodel, data):
+    """Runs the search; returns the tuner.
+
+    In a distributed search (the `KERASTUNER_*` environment variables set),
+    the chief serves the oracle until the workers are done, and the workers
+    run trials; a worker never removes the search's folder, which the chief
+    and the other workers write into.
+    """
+    from keras_vgg4d.tuning import parallel
+
+    role = parallel.role()
+    progress = not args.quiet and not args.verbose
+    tuner = _make_tuner(args, hypermodel,
+                        overwrite=not args.resume and role != "worker",
+                        progress=progress and role is None)
+    if role == "worker":
+        parallel.join_as_worker(tuner, progress)
     validation = (data.validation if data.streams
                   else (data.validation, data.validation_labels))
     tuner.search(
@@ -250,10 +282,89 @@ def _count(clips) -> int:
 
 
 def run(args) -> int:
-    """Runs the search the parsed `args` describe."""
-    import keras
+    """Runs the search the parsed `args` describe.
+
+    With `--parallel-trials N` (N > 1), this process starts a chief and N
+    workers on localhost, waits for them, then writes the report from the
+    search they leave in the folder (`keras_vgg4d.tuning.parallel`).
+    """
+    from keras_vgg4d.tuning import parallel
 
     check_args(args)
+    role = parallel.role()
+    if role is None and getattr(args, "parallel_trials", 1) > 1:
+        return run_parallel(args)
+    data, hypermodel, deterministic = _prepare(args, announce=role is None)
+    if parallel.launched() and role == "worker":
+        parallel.share_features(hypermodel)
+    # Keras Tuner collects garbage twice a trial; each full collection
+    # walked TensorFlow's ~360,000 long-lived objects (0.7 s here). Frozen,
+    # they are not walked again; what trials leave is collected as before.
+    gc.collect()
+    gc.freeze()
+    tuner = search(args, hypermodel, data)
+    if role == "worker" or parallel.launched():
+        return 0  # the chief (or the launcher that started it) reports
+    return _finish(args, tuner, hypermodel, data, deterministic)
+
+
+def run_parallel(args) -> int:
+    """`run` with `--parallel-trials N`: a chief and N workers on localhost.
+
+    This process starts them (the same command, in Keras Tuner's
+    distributed mode), shows the workers' progress lines, and fails naming
+    the process if one fails. When the workers are done, it reads the
+    search back from its folder and writes the report, the best model and
+    what `--refit` and `--export` ask for, as `run` does.
+    """
+    import keras
+
+    from keras_vgg4d.tuning import parallel
+
+    parallel.check_supported()
+    data, hypermodel, deterministic = _prepare(args, announce=not args.quiet)
+    directory = _project_dir(args)
+    logs = parallel.prepare_project(directory, resume=args.resume)
+    # Each process is this command; `--resume`: they keep what
+    # `prepare_project` left, and none removes what another wrote.
+    argv = parallel.command_line(args, build_parser())
+    argv += [] if args.resume else ["--resume"]
+    processes = parallel.ParallelTrials(
+        argv, args.parallel_trials, logs, show=None if args.quiet else print,
+        keep=None if args.verbose else parallel.is_progress_line,
+        environ=dict(os.environ, KERAS_BACKEND=keras.backend.backend()),
+    )
+    if not args.quiet:
+        print(f"vgg4d-tune: {args.parallel_trials} trials at once: a chief "
+              f"(the oracle) and workers "
+              f"{', '.join(processes.names[1:])} on 127.0.0.1; their stderr "
+              f"in {logs}", flush=True)
+    started = time.perf_counter()
+    try:
+        processes.run()
+    finally:
+        shutil.rmtree(parallel.shared_directory(
+            hypermodel.feature_cache.directory), ignore_errors=True)
+    seconds = time.perf_counter() - started
+    parallel.mark_reloadable(directory)
+    with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner"
+        tuner = _make_tuner(args, hypermodel, overwrite=False, progress=False)
+    for trial in tuner.oracle.trials.values():
+        parallel.active_values_only(trial.hyperparameters)
+    if not args.quiet:
+        ran = collections.Counter(parallel.trial_workers(directory).values())
+        print(f"vgg4d-tune: {sum(ran.values())} trials in {seconds:.0f} s; "
+              + ", ".join(f"{name} ran {ran[name]}"
+                          for name in processes.names[1:]))
+    return _finish(args, tuner, hypermodel, data, deterministic)
+
+
+def _prepare(args, announce: bool):
+    """Seeds, loads the data and makes the hypermodel; returns
+    `(data, hypermodel, deterministic)`. With `announce`, prints what the
+    search will run on."""
+    import keras
+
     deterministic = getattr(args, "deterministic", False)
     if deterministic:
         enable_determinism()
@@ -261,7 +372,7 @@ def run(args) -> int:
     data = load_search_data(args)
     hypermodel = make_hypermodel(args, data.input_shape, len(data.class_names),
                                  data.time_axis)
-    if not args.quiet:
+    if announce and not args.quiet:
         print(
             f"vgg4d-tune: {_count(data.train)} training and "
             f"{_count(data.validation)} validation clips of shape "
@@ -272,12 +383,13 @@ def run(args) -> int:
                if hypermodel.uses_feature_cache else "off")
             + f"; Keras backend {keras.backend.backend()}"
         )
-    # Keras Tuner collects garbage twice a trial; each full collection
-    # walked TensorFlow's ~360,000 long-lived objects (0.7 s here). Frozen,
-    # they are not walked again; what trials leave is collected as before.
-    gc.collect()
-    gc.freeze()
-    tuner = search(args, hypermodel, data)
+    return data, hypermodel, deterministic
+
+
+def _finish(args, tuner, hypermodel, data, deterministic) -> int:
+    """After the search: the best model, the report, `--refit`, `--export`."""
+    import keras
+
     best = tuner.get_best_models(num_models=1)[0]
     rows, written, answer_lines = report(args, tuner, data, best)
     directory = _project_dir(args)
