@@ -163,15 +163,19 @@ class _FirstBatches(keras.callbacks.Callback):
                           "compile": excess})
 
 
-def instrumented_search(compile_once: bool) -> dict:
-    """The default `vgg4d-tune` search in this process, its trials timed."""
+def instrumented_search(compile_once: bool, max_trials: int = 9,
+                        seed: int = 0) -> dict:
+    """The default `vgg4d-tune` search (with `max_trials` trials) in this
+    process, its trials timed."""
     from keras_vgg4d.tuning import search as tune
     from keras_vgg4d.tuning.configs import make_tuner
     from keras_vgg4d.tuning.search_data import load_search_data
     from keras_vgg4d_cli import build_tune_parser
 
     with tempfile.TemporaryDirectory() as directory:
-        args = build_tune_parser().parse_args(["--directory", directory])
+        args = build_tune_parser().parse_args(
+            ["--directory", directory, "--max-trials", str(max_trials),
+             "--seed", str(seed)])
         keras.utils.set_random_seed(args.seed)
         data = load_search_data(args)
         hypermodel = tune.make_hypermodel(
@@ -190,26 +194,47 @@ def instrumented_search(compile_once: bool) -> dict:
                      verbose=0)
         seconds = time.perf_counter() - started
         times = tuner.trial_times()
-        heads = [tuner.oracle.trials[k].hyperparameters.values["temporal_head"]
-                 for k in sorted(times, key=int)]
+        trials = [tuner.oracle.trials[k] for k in sorted(times, key=int)]
+        heads = [t.hyperparameters.values["temporal_head"] for t in trials]
+        scores = [t.score for t in trials]
+        best = tuner.oracle.get_best_trials(1)[0]
     return {"search": seconds, "trials": [times[k] for k in sorted(times, key=int)],
-            "fits": _FirstBatches.FITS, "heads": heads,
+            "fits": _FirstBatches.FITS, "heads": heads, "scores": scores,
+            "best": [best.hyperparameters.values["temporal_head"], best.score],
             "steps": len(hypermodel.compiled_steps)}
 
 
-def compare_compiled_steps(rounds: int) -> None:
+def compare_results(seeds: int) -> None:
+    """The default search's scores with `compile_once` off and on, seeds
+    0..seeds-1: the best trial's head and score, the mean trial score."""
+    for seed in range(seeds):
+        line = []
+        for mode in ("off", "on"):
+            output = subprocess.run(
+                [sys.executable, __file__, "--one", mode, "--seed", str(seed)],
+                check=True, stdout=subprocess.PIPE, text=True,
+                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout
+            record = json.loads(output.strip().splitlines()[-1])
+            head, score = record["best"]
+            line.append(f"compile_once={mode}: best {head} {score:.3f}, mean "
+                        f"trial {statistics.mean(record['scores']):.3f}")
+        print(f"  seed {seed}: " + "; ".join(line), flush=True)
+
+
+def compare_compiled_steps(rounds: int, max_trials: int = 9) -> None:
     """`compile_once` on and off, fresh processes, alternating rounds."""
     records = {"off": [], "on": []}
     for _ in range(rounds):
         for mode in records:
             output = subprocess.run(
-                [sys.executable, __file__, "--one", mode], check=True,
+                [sys.executable, __file__, "--one", mode,
+                 "--max-trials", str(max_trials)], check=True,
                 stdout=subprocess.PIPE, text=True,
                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout
             records[mode].append(json.loads(output.strip().splitlines()[-1]))
             record = records[mode][-1]
             print(f"  compile_once={mode:<3} search {record['search']:6.1f} s,"
-                  f" trials {sum(record['trials']):6.1f} s (2-9: "
+                  f" trials {sum(record['trials']):6.1f} s (after the first: "
                   f"{sum(record['trials'][1:]):5.1f} s), compiling "
                   f"{sum(f['compile'] for f in record['fits']):5.1f} s, head "
                   f"steps {record['steps']}", flush=True)
@@ -222,8 +247,8 @@ def compare_compiled_steps(rounds: int) -> None:
         return statistics.median(pick(r) for r in records[mode])
 
     for label, pick in (
-        ("nine trials", lambda r: sum(r["trials"])),
-        ("trials 2-9", lambda r: sum(r["trials"][1:])),
+        (f"all {max_trials} trials", lambda r: sum(r["trials"])),
+        (f"trials 2-{max_trials}", lambda r: sum(r["trials"][1:])),
         ("search (tuner.search)", lambda r: r["search"]),
     ):
         off, on = median("off", pick), median("on", pick)
@@ -232,7 +257,8 @@ def compare_compiled_steps(rounds: int) -> None:
     for mode in records:
         share = median(mode, lambda r: sum(f["compile"] for f in r["fits"][1:])
                        / sum(r["trials"][1:]))
-        print(f"tracing/compiling share of trials 2-9, compile_once={mode}: "
+        print(f"tracing/compiling share of trials 2-{max_trials}, "
+              f"compile_once={mode}: "
               f"{share:.0%} (target <= 15%)")
 
 
@@ -357,11 +383,17 @@ def main() -> None:
                              "on and off, trials timed")
     parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
                         help="the Keras backend of the searches")
+    parser.add_argument("--results", type=int, metavar="SEEDS",
+                        help="compare the default search's scores with "
+                             "compile_once off and on over SEEDS seeds")
+    parser.add_argument("--max-trials", type=int, default=9,
+                        help="trials of the --compiled-steps searches")
     parser.add_argument("--one", choices=["on", "off"],
                         help=argparse.SUPPRESS)  # one instrumented search
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(instrumented_search(args.one == "on")))
+        print(json.dumps(instrumented_search(args.one == "on",
+                                             args.max_trials, args.seed)))
         return
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
@@ -371,8 +403,10 @@ def main() -> None:
     if args.before:
         compare_default_search(args.before, args.rounds)
     if args.compiled_steps:
-        compare_compiled_steps(args.rounds)
-    if args.only_search or args.compiled_steps:
+        compare_compiled_steps(args.rounds, args.max_trials)
+    if args.results:
+        compare_results(args.results)
+    if args.only_search or args.compiled_steps or args.results:
         print(f"load after: {os.getloadavg()}")
         return
     x, y = demo_clips(n=192, frames=6, size=32, task="order", seed=args.seed)
