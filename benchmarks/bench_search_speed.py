@@ -204,17 +204,22 @@ def instrumented_search(compile_once: bool, max_trials: int = 9,
             "steps": len(hypermodel.compiled_steps)}
 
 
+def one_search(mode: str, *options: str) -> dict:
+    """`instrumented_search` in a fresh process (`--one MODE OPTIONS`)."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--one", mode, *options], check=True,
+        stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def compare_results(seeds: int) -> None:
     """The default search's scores with `compile_once` off and on, seeds
     0..seeds-1: the best trial's head and score, the mean trial score."""
     for seed in range(seeds):
         line = []
         for mode in ("off", "on"):
-            output = subprocess.run(
-                [sys.executable, __file__, "--one", mode, "--seed", str(seed)],
-                check=True, stdout=subprocess.PIPE, text=True,
-                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout
-            record = json.loads(output.strip().splitlines()[-1])
+            record = one_search(mode, "--seed", str(seed))
             head, score = record["best"]
             line.append(f"compile_once={mode}: best {head} {score:.3f}, mean "
                         f"trial {statistics.mean(record['scores']):.3f}")
@@ -226,12 +231,8 @@ def compare_compiled_steps(rounds: int, max_trials: int = 9) -> None:
     records = {"off": [], "on": []}
     for _ in range(rounds):
         for mode in records:
-            output = subprocess.run(
-                [sys.executable, __file__, "--one", mode,
-                 "--max-trials", str(max_trials)], check=True,
-                stdout=subprocess.PIPE, text=True,
-                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout
-            records[mode].append(json.loads(output.strip().splitlines()[-1]))
+            records[mode].append(
+                one_search(mode, "--max-trials", str(max_trials)))
             record = records[mode][-1]
             print(f"  compile_once={mode:<3} search {record['search']:6.1f} s,"
                   f" trials {sum(record['trials']):6.1f} s (after the first: "

@@ -178,7 +178,6 @@ class SharedHeadStep:
         self._trial_optimizer = None
         self._weights = [w for w in self.head.weights if w is not self.dropout_rate]
         self.trials = 0
-        self._fitted = False
 
     def _pairs(self, head) -> list:
         if len(head.weights) != len(self._weights) or any(
@@ -234,13 +233,12 @@ class SharedHeadStep:
         it too, so each trial sees the batches it would see alone.
         """
         if (
-            self._fitted
+            self.trials > 1  # `start` counted this trial
             and keras.backend.backend() == "jax"
             and y is not None
             and kwargs.get("shuffle", True) is True
         ):
             np.random.permutation(len(y))
-        self._fitted = True
         # The epoch a callback resumed an earlier trial from (Keras keeps
         # it on the model) is not this trial's.
         self.model._initial_epoch = None

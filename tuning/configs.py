@@ -125,21 +125,38 @@ class TrialTimer:
         and the trial's folder show; `i/N` counts the trials done.
         """
         done = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
-        total = getattr(self.oracle, "max_trials", None)
-        elapsed = time.perf_counter() - self._search_started
-        objective = self.oracle.objective.name
         best = [t.score for t in self.oracle.get_best_trials(1)]
-        score = "failed" if trial.score is None else f"{trial.score:.4f}"
-        best = f"{best[0]:.4f}" if best and best[0] is not None else "-"
-        line = (
-            f"trial {trial.trial_id} ({done}"
-            f"{'' if total is None else f'/{total}'})  "
-            f"{trial.hyperparameters.values.get('temporal_head', ''):<9}  "
-            f"{objective} {score}  best {best}  {elapsed:.0f} s"
+        return format_progress_line(
+            trial, self.oracle.objective.name, done,
+            getattr(self.oracle, "max_trials", None),
+            best[0] if best else None,
+            time.perf_counter() - self._search_started,
         )
-        if total and done:
-            line += f", about {elapsed / done * (total - done):.0f} s left"
-        return line
+
+
+def format_progress_line(trial, objective: str, done: int, total: int | None,
+                         best: float | None, elapsed: float) -> str:
+    """`trial ID (done/total)  head  objective score  best B  elapsed, left`.
+
+    Args:
+        trial: The trial that ended, with its score (`None`: failed).
+        objective: The objective's name.
+        done: Trials finished so far.
+        total: The search's number of trials, or `None` (Hyperband).
+        best: The best score so far, or `None`.
+        elapsed: Seconds since the search started.
+    """
+    score = "failed" if trial.score is None else f"{trial.score:.4f}"
+    line = (
+        f"trial {trial.trial_id} ({done}"
+        f"{'' if total is None else f'/{total}'})  "
+        f"{trial.hyperparameters.values.get('temporal_head', ''):<9}  "
+        f"{objective} {score}  "
+        f"best {'-' if best is None else f'{best:.4f}'}  {elapsed:.0f} s"
+    )
+    if total and done:
+        line += f", about {elapsed / done * (total - done):.0f} s left"
+    return line
 
 
 class TimedRandomSearch(TrialTimer, keras_tuner.RandomSearch):

@@ -501,23 +501,15 @@ def progress_line(oracle, trial, elapsed: float) -> str:
         trial: The trial that ended.
         elapsed: Seconds since the search started.
     """
+    from keras_vgg4d.tuning.configs import format_progress_line
+
     # The oracle scored it; a worker's copy holds no score.
     trial = oracle.get_trial(trial.trial_id)
     total = getattr(oracle, "max_trials", None)
     done = oracle.get_best_trials(total or 10**6)
-    best = done[0].score if done and done[0].score is not None else None
-    score = "failed" if trial.score is None else f"{trial.score:.4f}"
-    line = (
-        f"trial {trial.trial_id} ({len(done)}"
-        f"{'' if total is None else f'/{total}'})  "
-        f"{trial.hyperparameters.values.get('temporal_head', ''):<9}  "
-        f"{oracle.objective.name} {score}  "
-        f"best {'-' if best is None else f'{best:.4f}'}  {elapsed:.0f} s"
-    )
-    if total and done:
-        left = elapsed / len(done) * (total - len(done))
-        line += f", about {left:.0f} s left"
-    return line
+    best = done[0].score if done else None
+    return format_progress_line(trial, oracle.objective.name, len(done),
+                                total, best, elapsed)
 
 
 def trial_workers(project_dir: str) -> dict[str, str]:
